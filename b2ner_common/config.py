@@ -1,0 +1,175 @@
+"""One typed configuration for every stage.
+
+- Sections are pydantic models with `extra="forbid"`: an unknown or misspelled key is an error that names it.
+- Defaults run the embedded local setup (local Spark, a local warehouse folder, local Ray).
+- YAML files in `configs/` are saved instances; `key.sub=value` overrides apply on top (values parsed as YAML).
+- The resolved config is written next to every output and into Delta commit metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPORA = PROJECT_ROOT.parent / "shared" / "corpora"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SparkConfig(Section):
+    master: str = "local[2]"  # "yarn", "spark://host:7077", "k8s://..." on a cluster
+    app_name: str = "b2ner"
+    # delta-rs: commits with the `deltalake` package (works offline). delta-spark: the JVM Delta
+    # extension (needs io.delta jars on the cluster); same table format either way.
+    table_backend: Literal["delta-rs", "delta-spark"] = "delta-rs"
+    shuffle_partitions: int = 8
+    conf: dict[str, str] = Field(default_factory=dict)  # extra spark.* settings, passed through
+
+
+class RayConfig(Section):
+    address: str | None = None  # None starts a local Ray; "auto" or "ray://head:10001" joins a cluster
+    num_cpus: int | None = None  # local Ray only
+
+
+class IngestConfig(Section):
+    corpora: str = str(DEFAULT_CORPORA)  # folder of corpora; the generated sample corpus is used when absent
+    catalogs: list[str] = Field(default_factory=list)  # extra catalog YAML files for your own corpora
+    datasets: list[str] = Field(default_factory=list)  # restrict to these datasets (empty = all in catalogs)
+    replicate: int = 1  # read every file N times as distinct sources (benchmarks only)
+
+
+class TaxonomyConfig(Section):
+    version: str = "v1"  # versioned taxonomy + mapping files shipped in b2ner_common/taxonomy/data
+    mappings: list[str] = Field(default_factory=list)  # extra mapping YAML files for your own datasets
+    conflict_examples: int = 3  # examples kept per conflict row
+
+
+class SelectConfig(Section):
+    embed_model: str = "all-minilm-l6-v2"  # short name, or a local sentence-transformers/HF encoder directory
+    embed_batch_size: int = 128
+    dedup_threshold: float = 0.95  # cosine similarity above which two samples are near-duplicates
+    decontaminate: list[str] = Field(default_factory=list)  # eval datasets; empty = the OOD-DEV corpora
+    budget_per_dataset: int = 1300  # B2NERD keeps ~1.3k samples per dataset
+    budget_fraction: float | None = None  # if set, a fraction of each dataset instead of the absolute budget
+    strategy: Literal["kmeans", "kcenter", "random"] = "kmeans"
+    seed: int = 0
+    run_id: str = "default"
+
+
+class PredictConfig(Section):
+    input: str = ""  # Delta table, Parquet or JSONL path
+    text_column: str = "text"
+    id_column: str = "doc_id"
+    labels: list[str] = Field(default_factory=list)
+    engine: Literal["local", "spark", "ray"] = "spark"
+    batch_size: int = 32
+    run_id: str = "default"
+    max_chars: int = 2000  # documents longer than this are chunked with overlap
+    overlap_chars: int = 200
+
+
+class ModelConfig(Section):
+    family: Literal["llm", "span-encoder"] = "span-encoder"
+    path: str = ""  # local model directory (base model, trained span encoder, or LoRA adapter)
+    base_model: str = ""  # base model directory for a LoRA adapter
+    backend: Literal["hf", "vllm"] = "hf"
+    max_new_tokens: int = 256
+    device: str = "cpu"
+
+
+class TrainConfig(Section):
+    output_dir: str = "runs"
+    run_name: str = "b2ner"
+    num_workers: int = 2
+    use_gpu: bool = False
+    epochs: int = 5
+    max_steps: int | None = None
+    global_batch_size: int = 128
+    micro_batch_size: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    report_every: int = 50  # a Ray Train report costs ~2 s: report every N steps, not every step
+    checkpoint_every: int = 200
+    tracking_uri: str = ""  # MLflow; empty = file store under output_dir
+
+
+class EvaluateConfig(Section):
+    datasets: list[str] = Field(default_factory=list)  # empty = the OOD-DEV benchmark
+    max_samples: int | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    report_dir: str = "reports"
+
+
+class PipelineConfig(Section):
+    warehouse: str = "warehouse"  # local folder or object-store URI (s3://, abfss://, gs://)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the fix."""
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one `a.b.c=value` override to a nested dict in place (value parsed as YAML)."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} is not key=value (e.g. select.seed=1)")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {p!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a YAML config (or the defaults), apply overrides, validate. Raises ConfigError."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (see configs/ for examples)")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+    for o in overrides or []:
+        apply_override(data, o)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        where = f" in {path}" if path else ""
+        lines = [f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"invalid config{where}:\n" + "\n".join(lines)) from None
+
+
+def config_json(cfg: BaseModel) -> str:
+    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+
+
+def save_resolved(cfg: PipelineConfig, out_dir: str | Path, name: str = "resolved_config.yaml") -> Path:
+    """Write the resolved config next to an output so the run can be repeated."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / name
+    target.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return target

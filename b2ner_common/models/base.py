@@ -1,0 +1,74 @@
+"""The predictor interface every model family implements.
+
+`predict(texts, labels)` returns, per text, entities with character offsets into that text (end exclusive),
+the label, the entity text and a score where the model has one. `labels` is either one label set for the
+whole batch or one per text; a label set is a list of names or a {name: definition} mapping.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+LabelSet = Sequence[str] | Mapping[str, str]
+LabelSpec = LabelSet | Sequence[LabelSet]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedEntity:
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float | None = None
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    name: str
+
+    def predict(self, texts: Sequence[str], labels: LabelSpec) -> list[list[PredictedEntity]]: ...
+
+
+def per_text_label_sets(texts: Sequence[str], labels: LabelSpec) -> list[dict[str, str]]:
+    """Normalize a LabelSpec to one {name: definition} dict per text (definition "" when not given)."""
+
+    def one(ls: LabelSet) -> dict[str, str]:
+        if isinstance(ls, Mapping):
+            return {str(k): str(v or "") for k, v in ls.items()}
+        return {str(k): "" for k in ls}
+
+    if isinstance(labels, Mapping) or (len(labels) > 0 and all(isinstance(x, str) for x in labels)):
+        shared = one(labels)  # type: ignore[arg-type]
+        return [shared for _ in texts]
+    if len(labels) == 0:
+        return [{} for _ in texts]
+    if len(labels) != len(texts):
+        raise ValueError(f"got {len(labels)} label sets for {len(texts)} texts; give one set, or one per text")
+    return [one(ls) for ls in labels]  # type: ignore[arg-type]
+
+
+# family name -> "module:factory"; factories take a ModelConfig and return a Predictor.
+_FAMILIES: dict[str, str] = {
+    "llm": "b2ner_common.models.llm:load_llm_predictor",
+    "span-encoder": "b2ner_common.models.span_encoder:load_span_encoder_predictor",
+}
+
+
+def register_family(name: str, target: str | Callable) -> None:
+    """Register a model family by short name (target: "module:function" or a callable)."""
+    _FAMILIES[name] = target  # type: ignore[assignment]
+
+
+def load_predictor(model_cfg) -> Predictor:
+    """Instantiate the predictor for `model_cfg.family` (a ModelConfig)."""
+    try:
+        target = _FAMILIES[model_cfg.family]
+    except KeyError:
+        raise ValueError(f"unknown model family {model_cfg.family!r}; known: {sorted(_FAMILIES)}") from None
+    if callable(target):
+        return target(model_cfg)
+    module, _, fn = target.partition(":")
+    return getattr(importlib.import_module(module), fn)(model_cfg)

@@ -1,0 +1,117 @@
+"""The one table API: Delta Lake tables under a warehouse root, committed with delta-rs (`deltalake`).
+
+delta-rs owns the transaction log here (real `_delta_log` commits, MERGE, time travel) because the
+delta-spark jars cannot be fetched offline. On a cluster, `spark_jobs.delta` switches to delta-spark
+by config (`spark.table_backend: delta-spark`); both produce the same Delta protocol tables.
+
+Engines never read a table directory as plain Parquet: old versions' files are still there.
+They read the snapshot's file list (`table_files`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+TABLES = (
+    "bronze/samples",
+    "bronze/rejects",
+    "bronze/reconciliation",
+    "silver/samples",
+    "silver/label_conflicts",
+    "gold/embeddings",
+    "gold/selection",
+    "gold/predictions",
+)
+
+
+def table_path(warehouse: str | Path, name: str) -> str:
+    """Location of table `name` (e.g. "bronze/samples") under the warehouse root."""
+    return str(Path(warehouse) / name) if "://" not in str(warehouse) else f"{str(warehouse).rstrip('/')}/{name}"
+
+
+def table_exists(path: str) -> bool:
+    try:
+        DeltaTable(path)
+        return True
+    except TableNotFoundError:
+        return False
+
+
+def _commit(metadata: dict | None) -> CommitProperties | None:
+    if not metadata:
+        return None
+    # Delta commit metadata values must be strings; nested config goes in as JSON.
+    return CommitProperties(
+        custom_metadata={k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()}
+    )
+
+
+def write_table(
+    path: str,
+    data: pa.Table,
+    *,
+    mode: str = "append",
+    merge_keys: Sequence[str] | None = None,
+    predicate: str | None = None,
+    metadata: dict | None = None,
+) -> int:
+    """Commit `data` to the Delta table at `path`; returns the new table version.
+
+    - merge_keys: insert only rows whose keys are not in the table yet (idempotent re-runs).
+    - mode="overwrite" with predicate: replace only the rows matching the SQL predicate.
+    """
+    if merge_keys and table_exists(path):
+        dt = DeltaTable(path)
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
+        (
+            dt.merge(data, predicate=cond, source_alias="s", target_alias="t", commit_properties=_commit(metadata))
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return DeltaTable(path).version()
+    if merge_keys:
+        # First write: de-duplicate within the batch so the table starts key-unique.
+        data = _dedupe(data, merge_keys)
+    write_deltalake(
+        path,
+        data,
+        mode="overwrite" if mode == "overwrite" else "append",
+        predicate=predicate,
+        commit_properties=_commit(metadata),
+        schema_mode="overwrite" if (mode == "overwrite" and predicate is None) else None,
+    )
+    return DeltaTable(path).version()
+
+
+def _dedupe(data: pa.Table, keys: Sequence[str]) -> pa.Table:
+    if data.num_rows == 0:
+        return data
+    idx = pa.table({k: data[k] for k in keys}).append_column("__i", pa.array(range(data.num_rows)))
+    first = idx.group_by(list(keys), use_threads=False).aggregate([("__i", "min")])["__i_min"]
+    return data.take(pc.sort_indices(first))
+
+
+def read_table(path: str, columns: Sequence[str] | None = None, version: int | None = None) -> pa.Table:
+    """Read the current snapshot (or `version`) of a Delta table as Arrow."""
+    dt = DeltaTable(path, version=version)
+    return dt.to_pyarrow_table(columns=list(columns) if columns else None)
+
+
+def table_files(path: str) -> list[str]:
+    """Absolute URIs of the Parquet files in the current snapshot (what engines should read)."""
+    return DeltaTable(path).file_uris()
+
+
+def table_history(path: str) -> list[dict]:
+    return DeltaTable(path).history()
+
+
+def delete_rows(path: str, predicate: str) -> None:
+    DeltaTable(path).delete(predicate)
