@@ -8,8 +8,9 @@ whole batch or one per text; a label set is a list of names or a {name: definiti
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 LabelSet = Sequence[str] | Mapping[str, str]
@@ -23,6 +24,20 @@ class PredictedEntity:
     label: str
     text: str
     score: float | None = None
+
+
+@dataclass(slots=True)
+class Prediction:
+    """A predictor's detailed answer for one text: entities plus what it saw on the way.
+
+    raw_output: the model's text (LLMs) or "" ; truncated: something was cut (input tokens, answer tokens);
+    problems: parse problems (b2ner_common.parsing.ParseProblem) for generative models.
+    """
+
+    entities: list[PredictedEntity]
+    raw_output: str = ""
+    truncated: bool = False
+    problems: list = field(default_factory=list)
 
 
 @runtime_checkable
@@ -46,14 +61,32 @@ def per_text_label_sets(texts: Sequence[str], labels: LabelSpec) -> list[dict[st
     if len(labels) == 0:
         return [{} for _ in texts]
     if len(labels) != len(texts):
-        raise ValueError(f"got {len(labels)} label sets for {len(texts)} texts; give one set, or one per text")
+        raise ValueError(
+            f"got {len(labels)} label sets for {len(texts)} texts; give one set, or one per text"
+        )
     return [one(ls) for ls in labels]  # type: ignore[arg-type]
+
+
+def predict_detailed(
+    predictor: Predictor, texts: Sequence[str], labels: LabelSpec, langs: Sequence[str | None] | None = None
+) -> list[Prediction]:
+    """`predictor.predict_detailed` when the family has it (raw output, truncation), else wraps `predict`.
+
+    langs (optional, one per text) reaches families whose predict_detailed takes a `langs` argument.
+    """
+    fn = getattr(predictor, "predict_detailed", None)
+    if fn is not None:
+        if langs is not None and "langs" in inspect.signature(fn).parameters:
+            return list(fn(texts, labels, langs=langs))
+        return list(fn(texts, labels))
+    return [Prediction(list(ents)) for ents in predictor.predict(texts, labels)]
 
 
 # family name -> "module:factory"; factories take a ModelConfig and return a Predictor.
 _FAMILIES: dict[str, str] = {
     "llm": "b2ner_common.models.llm:load_llm_predictor",
     "span-encoder": "b2ner_common.models.span_encoder:load_span_encoder_predictor",
+    "lexicon": "b2ner_common.models.lexicon:load_lexicon_predictor",
 }
 
 

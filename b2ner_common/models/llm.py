@@ -1,0 +1,263 @@
+"""`llm` family: a causal LM (optionally + a peft LoRA adapter) prompted in the B2NER format.
+
+Backends: `hf` (transformers `generate`, batched, left padding, greedy; CPU or GPU) and `vllm` (GPU only,
+LoRA through `LoRARequest`). Both load from local directories only: nothing is downloaded.
+Per text: the label set (names; definitions are not part of the B2NER prompt) and the language pick the
+prompt; the answer is parsed to character offsets by `b2ner_common.parsing`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from b2ner_common.models.base import LabelSpec, PredictedEntity, Prediction, per_text_label_sets
+from b2ner_common.parsing import parse_answer
+from b2ner_common.prompts import format_prompt
+
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def detect_lang(text: str) -> str:
+    """ "zh" when CJK characters make up at least half of the letters of `text`, else "en"."""
+    cjk = latin = 0
+    for c in text:
+        o = ord(c)
+        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
+            cjk += 1
+        elif c.isalpha():
+            latin += 1
+    return "zh" if cjk and cjk >= latin else "en"
+
+
+def check_model_dir(path: str | Path, *, adapter: bool = False) -> Path:
+    """Validate a local model (or LoRA adapter) directory; the error names the missing files."""
+    p = Path(path)
+    if not str(path) or not p.is_dir():
+        raise FileNotFoundError(
+            f"model directory {str(path)!r} does not exist: set model.path (and model.base_model for a LoRA adapter) "
+            "to a local directory; nothing is downloaded"
+        )
+    names = {f.name for f in p.iterdir()}
+    if adapter:
+        missing = [f for f in ("adapter_config.json",) if f not in names]
+        if not ({"adapter_model.safetensors", "adapter_model.bin"} & names):
+            missing.append("adapter_model.safetensors (or adapter_model.bin)")
+    else:
+        missing = [] if "config.json" in names else ["config.json"]
+        if not (set(_WEIGHT_FILES) & names) and not any(n.endswith(".safetensors") for n in names):
+            missing.append("model.safetensors (or pytorch_model.bin / a sharded index)")
+    if missing:
+        kind = "LoRA adapter" if adapter else "model"
+        raise FileNotFoundError(f"{kind} directory {p} is missing {', '.join(missing)}")
+    return p
+
+
+def resolve_model_dirs(path: str, base_model: str = "") -> tuple[Path, Path | None]:
+    """(base model dir, adapter dir or None) from model.path / model.base_model.
+
+    model.path may be a full model, or a LoRA adapter whose base is model.base_model (or, when that is
+    empty, the adapter's own `base_model_name_or_path` if it is a local directory).
+    """
+    p = Path(path)
+    if p.is_dir() and (p / "adapter_config.json").is_file():
+        adapter = check_model_dir(p, adapter=True)
+        base = base_model
+        if not base:
+            base = json.loads((p / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+            if not Path(base).is_dir():
+                raise FileNotFoundError(
+                    f"{p} is a LoRA adapter; its base model {base!r} is not a local directory: set model.base_model"
+                )
+        return check_model_dir(base), adapter
+    if base_model:
+        # base_model given + path that is not an adapter: a mistake worth naming.
+        raise FileNotFoundError(
+            f"model.base_model is set but {p} has no adapter_config.json (not a LoRA adapter)"
+        )
+    return check_model_dir(p), None
+
+
+class LLMPredictor:
+    """Prompt -> generate -> parse, in batches. `generate_fn(prompts) -> [(answer, hit_token_limit)]`."""
+
+    def __init__(
+        self,
+        generate_fn: Callable[[list[str]], list[tuple[str, bool]]],
+        *,
+        name: str = "llm",
+        lang: str = "auto",
+        batch_size: int = 8,
+        fit_prompt: Callable[[str, list[str], str], tuple[str, bool]] | None = None,
+    ) -> None:
+        self.name = name
+        self.lang = lang
+        self.batch_size = batch_size
+        self._generate = generate_fn
+        self._fit = fit_prompt
+
+    def predict_detailed(
+        self, texts: Sequence[str], labels: LabelSpec, langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Per text: entities with offsets, the raw answer, truncation and parse problems."""
+        label_sets = per_text_label_sets(texts, labels)
+        prompts, cut = [], []
+        for i, text in enumerate(texts):
+            lang = (langs[i] if langs else None) or (self.lang if self.lang != "auto" else detect_lang(text))
+            names = list(label_sets[i])
+            if self._fit is not None:
+                prompt, was_cut = self._fit(text, names, lang)
+            else:
+                prompt, was_cut = format_prompt(text, names, lang), False
+            prompts.append(prompt)
+            cut.append(was_cut)
+        answers: list[tuple[str, bool]] = []
+        for s in range(0, len(prompts), self.batch_size):
+            answers.extend(self._generate(prompts[s : s + self.batch_size]))
+        out = []
+        for text, names, (answer, hit_limit), was_cut in zip(texts, label_sets, answers, cut, strict=True):
+            ents, problems = parse_answer(text, answer, list(names), truncated=hit_limit)
+            out.append(Prediction(ents, raw_output=answer, truncated=hit_limit or was_cut, problems=problems))
+        return out
+
+    def predict(self, texts: Sequence[str], labels: LabelSpec) -> list[list[PredictedEntity]]:
+        return [p.entities for p in self.predict_detailed(texts, labels)]
+
+
+def _hf_generate_fn(model, tokenizer, *, max_new_tokens: int, device: str):
+    import torch
+
+    eos = tokenizer.eos_token_id
+    tokenizer.padding_side = (
+        "left"  # decoder-only: pad on the left so every prompt ends where generation starts
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    def generate(prompts: list[str]) -> list[tuple[str, bool]]:
+        # Sort by length so a batch pads little; restore the order afterwards.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        enc = tokenizer(
+            [prompts[i] for i in order], return_tensors="pt", padding=True, add_special_tokens=True
+        )
+        enc = {k: v.to(device) for k, v in enc.items()}
+        with torch.inference_mode():
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=eos,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        res: list[tuple[str, bool]] = [("", False)] * len(prompts)
+        for row, i in zip(new.tolist(), order, strict=True):
+            hit_limit = eos not in row and len(row) >= max_new_tokens
+            res[i] = (tokenizer.decode(row, skip_special_tokens=True), hit_limit)
+        return res
+
+    return generate
+
+
+def _fit_prompt_fn(tokenizer, max_input_tokens: int):
+    def fit(text: str, names: list[str], lang: str) -> tuple[str, bool]:
+        prompt = format_prompt(text, names, lang)
+        n = len(tokenizer(prompt)["input_ids"])
+        if n <= max_input_tokens:
+            return prompt, False
+        # Shrink the text (never the instruction) until the prompt fits; chunking normally prevents this.
+        keep = len(text)
+        while keep > 0 and n > max_input_tokens:
+            keep = int(keep * max_input_tokens / n * 0.95)
+            prompt = format_prompt(text[:keep], names, lang)
+            n = len(tokenizer(prompt)["input_ids"])
+        return prompt, True
+
+    return fit
+
+
+def load_hf(base_dir: Path, adapter_dir: Path | None, *, device: str = "cpu", dtype: str = "auto"):
+    """(model, tokenizer) from local dirs; the adapter's own tokenizer wins when it ships one."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype == "auto":
+        torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    else:
+        torch_dtype = getattr(torch, dtype)
+    tok_dir = (
+        adapter_dir
+        if adapter_dir and any((adapter_dir / f).is_file() for f in _TOKENIZER_FILES)
+        else base_dir
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, dtype=torch_dtype)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir), local_files_only=True)
+        model = model.merge_and_unload()  # merged weights generate faster and behave like a plain model
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def _vllm_generate_fn(base_dir: Path, adapter_dir: Path | None, cfg):
+    try:
+        import vllm
+        from vllm.lora.request import LoRARequest
+    except ImportError as e:
+        raise RuntimeError(
+            "model.backend=vllm needs the `vllm` package on a GPU machine (pip install vllm); "
+            "use model.backend=hf on CPU"
+        ) from e
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("model.backend=vllm needs a CUDA GPU; none is visible (use model.backend=hf)")
+    llm = vllm.LLM(
+        model=str(base_dir),
+        enable_lora=adapter_dir is not None,
+        max_lora_rank=64,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        max_model_len=cfg.max_input_tokens + cfg.max_new_tokens,
+        dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
+    )
+    params = vllm.SamplingParams(temperature=0.0, max_tokens=cfg.max_new_tokens)
+    lora = LoRARequest("b2ner", 1, str(adapter_dir)) if adapter_dir is not None else None
+
+    def generate(prompts: list[str]) -> list[tuple[str, bool]]:
+        outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        return [(o.outputs[0].text, o.outputs[0].finish_reason == "length") for o in outs]
+
+    return generate, llm.get_tokenizer()
+
+
+def load_llm_predictor(model_cfg) -> LLMPredictor:
+    """Factory for `model.family: llm` (a ModelConfig): validates the dirs, loads the backend."""
+    base_dir, adapter_dir = resolve_model_dirs(model_cfg.path, model_cfg.base_model)
+    name = f"llm:{base_dir.name}" + (f"+{adapter_dir.name}" if adapter_dir else "")
+    if model_cfg.backend == "vllm":
+        gen, tokenizer = _vllm_generate_fn(base_dir, adapter_dir, model_cfg)
+        # vLLM schedules its own batches: hand it everything at once.
+        batch = 1 << 30
+    else:
+        model, tokenizer = load_hf(base_dir, adapter_dir, device=model_cfg.device, dtype=model_cfg.dtype)
+        gen = _hf_generate_fn(
+            model, tokenizer, max_new_tokens=model_cfg.max_new_tokens, device=model_cfg.device
+        )
+        batch = model_cfg.batch_size
+    return LLMPredictor(
+        gen,
+        name=name,
+        lang=model_cfg.lang,
+        batch_size=batch,
+        fit_prompt=_fit_prompt_fn(tokenizer, model_cfg.max_input_tokens),
+    )
