@@ -60,7 +60,15 @@ class SelectConfig(Section):
     budget_fraction: float | None = None  # if set, a fraction of each dataset instead of the absolute budget
     strategy: Literal["kmeans", "kcenter", "random"] = "kmeans"
     seed: int = 0
-    run_id: str = "default"
+    run_id: str = "default"  # gold/selection rows of this run are replaced on re-run (letters, digits, _.-)
+    embed_threads: int | None = None  # torch/FAISS threads per Spark task; None = spark.task.cpus
+    splits: list[str] = Field(default_factory=lambda: ["train"])  # splits selection draws from
+    datasets: list[str] = Field(default_factory=list)  # restrict selection to these datasets (empty = all)
+    exclude: list[str] = Field(default_factory=list)  # never select from these (eval datasets always excluded)
+    empty_share: float = Field(0.05, ge=0.0, le=1.0)  # share of a dataset's budget for samples with no entity
+    kmeans_iters: int = 20  # FAISS k-means iterations (stage 2)
+    compare_strategies: bool = True  # report coverage of kmeans vs kcenter vs random (runs all three)
+    report_dir: str = "reports/selection"  # markdown report + plot go to <report_dir>/<run_id>/
 
 
 class PredictConfig(Section):
@@ -73,15 +81,27 @@ class PredictConfig(Section):
     run_id: str = "default"
     max_chars: int = 2000  # documents longer than this are chunked with overlap
     overlap_chars: int = 200
+    output: str = ""  # predictions Delta table; empty = <warehouse>/gold/predictions
+    labels_column: str = ""  # per-document label sets (list or comma-separated string); overrides `labels`
+    lang_column: str = ""  # per-document language ("en"/"zh"); empty = detect from the text
+    commit_every: int = 512  # documents per Delta commit: a killed job loses at most this much work
+    max_chunks: int | None = None  # chunks per document at most; the rest is skipped and flagged truncated
+    limit: int | None = None  # only the first N input documents (smoke runs)
+    workers: int = 2  # Ray actors (model replicas) / Spark partitions per commit slice
 
 
 class ModelConfig(Section):
-    family: Literal["llm", "span-encoder"] = "span-encoder"
+    family: Literal["llm", "span-encoder", "lexicon"] = "span-encoder"  # lexicon: gazetteer file in `path`
     path: str = ""  # local model directory (base model, trained span encoder, or LoRA adapter)
     base_model: str = ""  # base model directory for a LoRA adapter
     backend: Literal["hf", "vllm"] = "hf"
     max_new_tokens: int = 256
     device: str = "cpu"
+    batch_size: int = 8  # prompts per generate() call (LLM)
+    max_input_tokens: int = 4096  # longer prompts are cut from the left of the text and flagged truncated
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    lang: Literal["auto", "en", "zh"] = "auto"  # prompt template; auto = zh when the text is mostly CJK
+    gpu_memory_utilization: float = 0.85  # vLLM only
 
 
 class TrainConfig(Section):
@@ -103,9 +123,14 @@ class TrainConfig(Section):
 
 class EvaluateConfig(Section):
     datasets: list[str] = Field(default_factory=list)  # empty = the OOD-DEV benchmark
-    max_samples: int | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    max_samples: int | None = None  # per dataset, sampled with the seed (None = all)
+    seeds: list[int] = Field(default_factory=lambda: [0])  # label order in prompts + sampling; mean +/- sd
     report_dir: str = "reports"
+    splits: list[str] = Field(default_factory=lambda: ["test", "dev", "validation", "train"])  # first present wins
+    table: str = ""  # gold samples table; empty = silver/samples, falling back to bronze/samples
+    batch_size: int = 16  # sentences per predictor call
+    predictions: list[str] = Field(default_factory=list)  # B2NER predict_eval_predictions.jsonl files to score
+    name: str = "ours"  # row name of our model in the report
 
 
 class PipelineConfig(Section):
