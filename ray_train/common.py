@@ -1,0 +1,181 @@
+"""Pieces every Ray Train job shares: Ray start-up from `RayConfig`, run storage, MLflow tracking.
+
+Generic on purpose (the LLM SFT job and the span-encoder job both use it): nothing here knows about
+a model family. Import cost matters (`b2ner --help` must stay fast): ray and mlflow are imported
+inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from b2ner_common.config import RayConfig, TrainConfig
+
+# Environment the driver passes to every Ray worker: offline hubs, CPU DeepSpeed, quiet tokenizers.
+# Only variables already set in the driver are forwarded (a cluster may set its own).
+WORKER_ENV_VARS = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HOME",
+    "DS_ACCELERATOR",
+    "TOKENIZERS_PARALLELISM",
+    "MLFLOW_ALLOW_FILE_STORE",
+    "B2NER_FAIL_ONCE",  # failure injection for the resume test (see ray_train.train_llm)
+)
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's values of WORKER_ENV_VARS, for `runtime_env={"env_vars": ...}`."""
+    return {k: os.environ[k] for k in WORKER_ENV_VARS if k in os.environ}
+
+
+def init_ray(cfg: RayConfig) -> None:
+    """Start (or join) Ray as `cfg` says; a no-op when Ray is already initialized in this process.
+
+    `address=None` starts a local Ray with `num_cpus`; "auto" or "ray://head:10001" joins a cluster.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Ray >= 2.5x enables token auth for local clusters and writes ~/.ray/auth_token; a local
+    # embedded run does not need it.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {
+        "ignore_reinit_error": True,
+        "include_dashboard": False,
+        "log_to_driver": True,
+    }
+    env = worker_env()
+    if env:
+        kwargs["runtime_env"] = {"env_vars": env}
+    if cfg.address:
+        kwargs["address"] = cfg.address
+    elif cfg.num_cpus:
+        kwargs["num_cpus"] = cfg.num_cpus
+    ray.init(**kwargs)
+
+
+def storage_path(train: TrainConfig) -> str:
+    """Absolute run storage root (`train.output_dir`); URIs (s3://, gs://) pass through unchanged.
+
+    Ray Train keeps checkpoints under `<storage_path>/<run_name>/`; re-launching with the same
+    storage path and run name resumes from the latest checkpoint found there.
+    """
+    out = train.output_dir
+    if "://" in out:
+        return out
+    p = Path(out).expanduser().resolve()
+    p.mkdir(parents=True, exist_ok=True)
+    return str(p)
+
+
+def run_dir(train: TrainConfig) -> str:
+    """`<storage_path>/<run_name>`: where a run's checkpoints, final model and tracking ids live."""
+    root = storage_path(train)
+    return f"{root.rstrip('/')}/{train.run_name}" if "://" in root else str(Path(root) / train.run_name)
+
+
+def make_run_config(train: TrainConfig, *, max_failures: int = 0, num_to_keep: int | None = 2):
+    """A `ray.train.RunConfig` with storage, run name, failure retries and checkpoint retention."""
+    import ray.train
+
+    return ray.train.RunConfig(
+        name=train.run_name,
+        storage_path=storage_path(train),
+        failure_config=ray.train.FailureConfig(max_failures=max_failures),
+        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
+    )
+
+
+# --------------------------------------------------------------------------------------------- MLflow
+
+
+def tracking_uri(train: TrainConfig) -> str | None:
+    """The MLflow tracking URI: `train.tracking_uri`, or a file store under the run storage by default.
+
+    "off" disables tracking (returns None). The file store needs MLFLOW_ALLOW_FILE_STORE=true with
+    MLflow >= 3.x (it is in maintenance mode; a database store would need sqlalchemy, which
+    mlflow-skinny does not ship); `MlflowTracker` sets it for file URIs.
+    """
+    uri = train.tracking_uri.strip()
+    if uri.lower() == "off":
+        return None
+    if uri:
+        return uri
+    root = storage_path(train)
+    return f"{root.rstrip('/')}/mlruns" if "://" in root else Path(root, "mlruns").as_uri()
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config dict -> {"a.b": "value"} strings (MLflow params are flat strings <= 6000 chars)."""
+    out: dict[str, str] = {}
+    for k, v in params.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = (json.dumps(v) if isinstance(v, list | tuple) else str(v))[:6000]
+    return out
+
+
+class MlflowTracker:
+    """Small MLflow wrapper used on rank 0: one run per training run, resumed by id after a restart.
+
+    The run id is stored in `<run_dir>/mlflow_run_id` so a restarted driver (or a retried worker
+    group) keeps logging into the same MLflow run instead of opening a new one.
+    Disabled (every method a no-op) when `uri` is None.
+    """
+
+    def __init__(self, uri: str | None, experiment: str, run_name: str, id_file: str | None = None) -> None:
+        self.enabled = uri is not None
+        self.run_id: str | None = None
+        if not self.enabled:
+            return
+        if uri.startswith("file:") or "://" not in uri:
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        existing = Path(id_file).read_text().strip() if id_file and Path(id_file).is_file() else ""
+        if existing:
+            self.run_id = existing
+        else:
+            self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
+            if id_file:
+                Path(id_file).parent.mkdir(parents=True, exist_ok=True)
+                Path(id_file).write_text(self.run_id)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log a (nested) config once; params already logged with the same value are skipped."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        logged = self.client.get_run(self.run_id).data.params
+        flat = {k: v for k, v in flatten(params).items() if k not in logged}
+        items = list(flat.items())
+        for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if not self.enabled:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        rows = [Metric(k, float(v), ts, step) for k, v in metrics.items() if isinstance(v, int | float)]
+        if rows:
+            self.client.log_batch(self.run_id, metrics=rows)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.enabled:
+            self.client.set_terminated(self.run_id, status=status)
