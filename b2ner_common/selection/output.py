@@ -1,0 +1,37 @@
+"""Reading a selection run back: what the training stage consumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from deltalake import DeltaTable
+
+from b2ner_common import tables
+from b2ner_common.schema import SELECTION
+
+
+def read_selection(warehouse: str | Path, run_id: str) -> pa.Table:
+    """gold/selection rows of one run (empty table with the SELECTION schema when the run has none)."""
+    path = tables.table_path(warehouse, "gold/selection")
+    if not tables.table_exists(path):
+        return SELECTION.empty_table()
+    return DeltaTable(path).to_pyarrow_table(filters=[("selection_run", "=", run_id)])
+
+
+def selected_samples(warehouse: str | Path, run_id: str = "default") -> pa.Table:
+    """The silver/samples rows picked by selection run `run_id`, joined with their selection columns.
+
+    Columns: every silver/samples column + stage, category (universal type the sample was picked for),
+    cluster, selection_run. One row per selected sample, ordered by (dataset, sample_id).
+    Raises ValueError when the run has no rows (names the run and the command that makes one).
+    """
+    sel = read_selection(warehouse, run_id)
+    if sel.num_rows == 0:
+        raise ValueError(f"selection run {run_id!r} has no rows in {warehouse}/gold/selection; run `b2ner select`")
+    silver = DeltaTable(tables.table_path(warehouse, "silver/samples")).to_pyarrow_dataset()
+    samples = silver.to_table(filter=pads.field("sample_id").isin(sel["sample_id"]))
+    joined = samples.join(sel.drop_columns(["dataset"]), keys="sample_id", join_type="inner")
+    return joined.take(pc.sort_indices(joined, [("dataset", "ascending"), ("sample_id", "ascending")]))

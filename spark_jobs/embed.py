@@ -1,0 +1,82 @@
+"""Spark job: silver/samples -> gold/embeddings (incremental, one row per (sample_id, model)).
+
+Only samples without a vector for the configured model are embedded (left anti-join), in Arrow batches
+with mapInPandas; each Python worker loads the encoder once (process cache in b2ner_common.embeddings).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from b2ner_common import tables
+from b2ner_common.config import PipelineConfig, config_json
+from b2ner_common.embeddings import embed_pandas_batches, resolve_model_path
+from b2ner_common.schema import EMBEDDINGS
+from spark_jobs.delta import read_delta, write_delta
+
+EMBED_SCHEMA = "sample_id string, model string, vector array<float>"
+
+
+@dataclass
+class EmbedResult:
+    model: str
+    candidates: int  # silver samples
+    computed: int  # embedded in this run
+    seconds: float
+    version: int | None
+
+
+def task_threads(spark, configured: int | None = None) -> int:
+    """Torch/FAISS threads per Spark task so that concurrent tasks x threads = cores.
+
+    Spark runs cores / spark.task.cpus tasks at once per executor, so each task may use spark.task.cpus
+    threads (1 by default: local[2] runs 2 single-threaded tasks on 2 cores).
+    """
+    if configured:
+        return configured
+    return max(1, int(spark.conf.get("spark.task.cpus", "1")))
+
+
+def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
+    """Embed every silver sample that has no vector for `cfg.select.embed_model` yet; merge into gold."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.session import get_spark
+
+    s = cfg.select
+    resolve_model_path(s.embed_model)  # fail fast (ConfigError) before starting any task
+    spark = spark or get_spark(cfg.spark)
+    backend = cfg.spark.table_backend
+    silver_path = tables.table_path(cfg.warehouse, "silver/samples")
+    if not tables.table_exists(silver_path):
+        raise FileNotFoundError(f"{silver_path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first")
+    gold_path = tables.table_path(cfg.warehouse, "gold/embeddings")
+    t0 = time.perf_counter()
+    samples = read_delta(spark, silver_path, backend).select("sample_id", "text").dropDuplicates(["sample_id"])
+    todo = samples
+    if tables.table_exists(gold_path):
+        done = read_delta(spark, gold_path, backend).filter(F.col("model") == s.embed_model).select("sample_id")
+        todo = samples.join(done, "sample_id", "left_anti")
+    candidates = samples.count()
+    n = todo.count()
+    version = None
+    if n:
+        parallelism = spark.sparkContext.defaultParallelism
+        # At least one partition per core; more for big inputs so a slow task does not hold the stage.
+        parts = max(parallelism, min(n // 20000, parallelism * 8))
+        name, bs, threads = s.embed_model, s.embed_batch_size, task_threads(spark, s.embed_threads)
+
+        def embed(batches):
+            yield from embed_pandas_batches(batches, name, bs, threads)
+
+        out = todo.repartition(parts).mapInPandas(embed, EMBED_SCHEMA)
+        version = write_delta(
+            out,
+            gold_path,
+            backend=backend,
+            merge_keys=["sample_id", "model"],
+            schema=EMBEDDINGS,
+            metadata={"stage": "embed", "config": config_json(cfg)},
+        )
+    return EmbedResult(s.embed_model, candidates, n, time.perf_counter() - t0, version)
