@@ -42,7 +42,14 @@ class IngestConfig(Section):
     corpora: str = str(DEFAULT_CORPORA)  # folder of corpora; the generated sample corpus is used when absent
     catalogs: list[str] = Field(default_factory=list)  # extra catalog YAML files for your own corpora
     datasets: list[str] = Field(default_factory=list)  # restrict to these datasets (empty = all in catalogs)
-    replicate: int = 1  # read every file N times as distinct sources (benchmarks only)
+    replicate: int = Field(1, ge=1)  # read every file N times as distinct sources (benchmarks only)
+    builtin_catalog: bool = True  # include the shipped catalog of ../shared/corpora (b2ner_common/catalogs)
+    # Datasets ingested when `datasets` is empty, by catalog role; "duplicate" ones only when named.
+    roles: list[Literal["train_pool", "ood_dev", "duplicate"]] = Field(default_factory=lambda: ["train_pool", "ood_dev"])
+    engine: Literal["spark", "local"] = "spark"  # "local": same readers in one Python process, no JVM
+    chunk_mb: float = Field(2.0, gt=0)  # files are cut into record-aligned chunks of about this size
+    partitions: int | None = None  # Spark tasks; None = 2 x the default parallelism
+    sample_corpus: str = "sample_corpus"  # where `b2ner run` generates its corpus when `corpora` is absent
 
 
 class TaxonomyConfig(Section):
@@ -90,6 +97,35 @@ class PredictConfig(Section):
     workers: int = 2  # Ray actors (model replicas) / Spark partitions per commit slice
 
 
+class SpanEncoderModelConfig(Section):
+    """model.span: architecture/decoding of the span-encoder family (a saved model keeps its own)."""
+
+    max_width: int = 12  # longest entity in words (a CJK character is one word); wider gold is skipped
+    max_tokens: int = 128  # encoder window; longer texts are cut into windows at word boundaries
+    freeze_layers: int = 3  # lower encoder layers kept frozen: fewer frees more quality, costs speed
+    span_dim: int = 256
+    use_definitions: bool = False  # label text "name: definition" where the taxonomy gives one
+    threshold: float | None = None  # decision threshold; None = the one saved with the model (0.5)
+    batch_size: int = 64  # segments per forward pass at inference
+    quantize: bool = False  # dynamic int8 for CPU inference (faster, slightly different scores)
+
+
+class SpanEncoderTrainConfig(Section):
+    """train.span: training of the span-encoder family (train.max_steps/epochs/seed/num_workers apply)."""
+
+    batch_size: int = 32  # segments per step per worker
+    lr_encoder: float = 5e-5
+    lr_head: float = 1e-3
+    max_labels: int = 12  # labels shown per sample: positives + dataset negatives + pool negatives
+    pool_negatives: int = 2  # random labels from the whole pool (may be false negatives: keep few)
+    drop_positive: float = 0.1  # B2NER: each positive label dropped with its entities
+    label_field: Literal["type", "label"] = "type"  # taxonomy types, or the corpora's raw labels
+    source: Literal["selection", "silver"] = "selection"  # gold/selection joined with silver, or all silver
+    selection_run: str = ""  # gold/selection run to train on; empty = select.run_id
+    max_samples: int | None = None  # cap on training samples (sampled with train.seed)
+    threads_per_worker: int | None = None  # torch threads per Ray worker; None = cores / workers
+
+
 class ModelConfig(Section):
     family: Literal["llm", "span-encoder", "lexicon"] = "span-encoder"  # lexicon: gazetteer file in `path`
     path: str = ""  # local model directory (base model, trained span encoder, or LoRA adapter)
@@ -102,6 +138,7 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     lang: Literal["auto", "en", "zh"] = "auto"  # prompt template; auto = zh when the text is mostly CJK
     gpu_memory_utilization: float = 0.85  # vLLM only
+    span: SpanEncoderModelConfig = Field(default_factory=SpanEncoderModelConfig)  # family span-encoder
 
 
 class TrainConfig(Section):
@@ -119,6 +156,7 @@ class TrainConfig(Section):
     report_every: int = 50  # a Ray Train report costs ~2 s: report every N steps, not every step
     checkpoint_every: int = 200
     tracking_uri: str = ""  # MLflow; empty = file store under output_dir
+    span: SpanEncoderTrainConfig = Field(default_factory=SpanEncoderTrainConfig)  # family span-encoder
 
 
 class EvaluateConfig(Section):
