@@ -141,6 +141,33 @@ class ModelConfig(Section):
     span: SpanEncoderModelConfig = Field(default_factory=SpanEncoderModelConfig)  # family span-encoder
 
 
+class LLMTrainConfig(Section):
+    """LoRA SFT of a causal LM (`model.family: llm`); B2NER reference values as defaults."""
+
+    selection_run: str = "default"  # gold/selection run to train on (joined with silver/samples)
+    lora_r: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.05
+    target_modules: list[str] = Field(default_factory=list)  # empty = attention projections for the architecture
+    adapter: str = ""  # existing peft adapter dir to continue training from (else a fresh LoRA)
+    deepspeed: str = ""  # "zero2", "zero3" (configs/deepspeed/<name>.json) or a JSON path; "" = plain DDP
+    max_len: int = 2048  # tokens per (packed) row; longer examples are cut at the end and counted
+    packing: bool = True  # pack short examples into rows of max_len (per-example attention, see docs)
+    bf16: bool = False  # bf16 weights/compute (GPU); fp32 on CPU
+    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% more compute
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_ratio: float = 0.03  # linear warm-up share of all steps, then cosine decay to 0
+    max_grad_norm: float = 1.0
+    max_labels: int = 18  # labels per prompt (positives first, random negatives fill)
+    label_dropout: float = 0.1  # each prompt label dropped with its entities
+    resample_per_epoch: bool = True  # new negatives/dropout/order every epoch (False: fixed per sample)
+    use_definitions: bool = False  # prompts with taxonomy label definitions
+    max_failures: int = 2  # worker-group restarts from the latest checkpoint before the run fails
+    checkpoints_to_keep: int = 2
+    eval_datasets: list[str] = Field(default_factory=list)  # OOD-DEV datasets scored after each epoch
+    eval_max_samples: int = 100  # per eval dataset (generation is slow)
+
+
 class TrainConfig(Section):
     output_dir: str = "runs"
     run_name: str = "b2ner"
@@ -157,6 +184,7 @@ class TrainConfig(Section):
     checkpoint_every: int = 200
     tracking_uri: str = ""  # MLflow; empty = file store under output_dir
     span: SpanEncoderTrainConfig = Field(default_factory=SpanEncoderTrainConfig)  # family span-encoder
+    llm: LLMTrainConfig = Field(default_factory=LLMTrainConfig)  # family llm
 
 
 class EvaluateConfig(Section):
