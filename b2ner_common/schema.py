@@ -120,6 +120,8 @@ RECONCILIATION = pa.schema(
         ("rejected", pa.int64()),
         ("entities", pa.int64()),
         ("repairs", pa.int64()),
+        ("repair_detail", pa.string()),  # JSON {kind: count}: iob1_to_bio, i_after_o, span_trimmed, ...
+        ("expected", pa.int64()),  # published sentence count (catalog), null when unknown
     ]
 )
 
