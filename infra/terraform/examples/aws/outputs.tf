@@ -23,6 +23,21 @@ output "emr_job_role_arn" {
   value       = module.spark.job_role_arn
 }
 
+output "emr_entry_point" {
+  description = "S3 URI of the entry point script (runs one b2ner command)."
+  value       = module.spark.entry_point
+}
+
+output "emr_spark_submit_parameters" {
+  description = "sparkSubmitParameters shared by every b2ner job (Delta, venv, cluster config)."
+  value       = module.spark.spark_submit_parameters
+}
+
+output "emr_log_uri" {
+  description = "S3 prefix of the Spark driver/executor logs."
+  value       = module.spark.log_uri
+}
+
 output "emr_job_run_template" {
   description = "start-job-run JSON (ingest); docs/runbooks/spark.md shows the other stages."
   value       = module.spark.job_run_template
