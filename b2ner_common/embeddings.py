@@ -134,7 +134,10 @@ def embed_table(
 
 
 def embed_pandas_batches(
-    batches: Iterable[pd.DataFrame], name: str = DEFAULT_MODEL, batch_size: int = 128, threads: int | None = None
+    batches: Iterable[pd.DataFrame],
+    name: str = DEFAULT_MODEL,
+    batch_size: int = 128,
+    threads: int | None = None,
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: (sample_id, text) batches -> (sample_id, model, vector) batches.
 

@@ -50,13 +50,19 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
     backend = cfg.spark.table_backend
     silver_path = tables.table_path(cfg.warehouse, "silver/samples")
     if not tables.table_exists(silver_path):
-        raise FileNotFoundError(f"{silver_path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first")
+        raise FileNotFoundError(
+            f"{silver_path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first"
+        )
     gold_path = tables.table_path(cfg.warehouse, "gold/embeddings")
     t0 = time.perf_counter()
-    samples = read_delta(spark, silver_path, backend).select("sample_id", "text").dropDuplicates(["sample_id"])
+    samples = (
+        read_delta(spark, silver_path, backend).select("sample_id", "text").dropDuplicates(["sample_id"])
+    )
     todo = samples
     if tables.table_exists(gold_path):
-        done = read_delta(spark, gold_path, backend).filter(F.col("model") == s.embed_model).select("sample_id")
+        done = (
+            read_delta(spark, gold_path, backend).filter(F.col("model") == s.embed_model).select("sample_id")
+        )
         todo = samples.join(done, "sample_id", "left_anti")
     candidates = samples.count()
     n = todo.count()

@@ -99,11 +99,15 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
     evals = eval_datasets(s.decontaminate)
     present = {r["dataset"] for r in silver.select("dataset").distinct().collect()}
     if missing_evals := sorted(set(evals) - present):
-        notes.append(f"evaluation datasets not in silver/samples (nothing to decontaminate against): {missing_evals}")
+        notes.append(
+            f"evaluation datasets not in silver/samples (nothing to decontaminate against): {missing_evals}"
+        )
     eval_texts = silver.filter(F.col("dataset").isin(evals)).select("text")
-    hash_udf = F.udf(text_hash, "string")
+    hash_udf = F.udf(lambda t: text_hash(t), "string")  # a lambda: no type hints for Spark to misread
     eval_hashes = {r[0] for r in eval_texts.select(hash_udf("text")).distinct().collect()}
-    notes.append(f"decontaminated against {len(eval_hashes)} distinct texts of {sorted(set(evals) & present)}")
+    notes.append(
+        f"decontaminated against {len(eval_hashes)} distinct texts of {sorted(set(evals) & present)}"
+    )
 
     excluded = set(evals) | set(s.exclude)
     cand = silver.filter(F.col("split").isin(s.splits) & ~F.col("dataset").isin(sorted(excluded)))
@@ -113,9 +117,15 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
         "sample_id",
         "dataset",
         "text",
-        F.array_distinct(F.filter(F.transform("entities", lambda e: e["type"]), lambda t: t != "")).alias("types"),
+        F.array_distinct(F.filter(F.transform("entities", lambda e: e["type"]), lambda t: t != "")).alias(
+            "types"
+        ),
     )
-    emb = read_delta(spark, emb_path, backend).filter(F.col("model") == s.embed_model).select("sample_id", "vector")
+    emb = (
+        read_delta(spark, emb_path, backend)
+        .filter(F.col("model") == s.embed_model)
+        .select("sample_id", "vector")
+    )
     joined = cand.join(emb, "sample_id", "left")
 
     params = SelectParams.from_config(s)

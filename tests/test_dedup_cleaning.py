@@ -38,7 +38,13 @@ def test_dedup_normalize_text_matches_tokenization_and_width_variants():
 
 
 def test_dedup_exact_duplicates_keep_first_occurrence():
-    texts = ["EU rejects German call", "eu rejects  german call", "Peter Blackburn", "EU REJECTS GERMAN CALL", "x"]
+    texts = [
+        "EU rejects German call",
+        "eu rejects  german call",
+        "Peter Blackburn",
+        "EU REJECTS GERMAN CALL",
+        "x",
+    ]
     drop = exact_duplicate_mask(text_hashes(texts))
     assert drop.tolist() == [False, True, False, True, False]
     # Inactive rows neither count as duplicates nor make later rows duplicates.
@@ -98,7 +104,15 @@ def test_dedup_contamination_and_clean_counts():
     x = unit(rng, len(texts))
     x[4] = near_copy(rng, x[3], 0.99)
     eval_h = {text_hash("apple unveils a new iphone in cupertino .")}
-    assert contaminated_mask(text_hashes(texts), eval_h).tolist() == [True, False, False, False, False, True, False]
+    assert contaminated_mask(text_hashes(texts), eval_h).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
     keep, counts = clean(text_hashes(texts), x, 0.95, eval_h)
     assert counts == {"input": 7, "contaminated": 2, "exact_duplicate": 1, "near_duplicate": 1, "kept": 3}
     assert np.flatnonzero(keep).tolist() == [1, 3, 6]

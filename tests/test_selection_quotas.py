@@ -23,7 +23,9 @@ def test_selection_quotas_budget_below_type_count_goes_to_rarest():
 
 
 @given(
-    counts=st.dictionaries(st.text(min_size=1, max_size=4), st.integers(min_value=1, max_value=500), max_size=12),
+    counts=st.dictionaries(
+        st.text(min_size=1, max_size=4), st.integers(min_value=1, max_value=500), max_size=12
+    ),
     budget=st.integers(min_value=0, max_value=3000),
 )
 def test_selection_quotas_properties(counts, budget):
@@ -35,7 +37,7 @@ def test_selection_quotas_properties(counts, budget):
         assert all(q[t] >= 1 for t in counts)  # every type represented
     # Rarer types never get a smaller share of their samples than more frequent ones.
     ratios = sorted((counts[t], q[t] / counts[t]) for t in counts)
-    assert all(a[1] >= b[1] - 1e-9 or a[0] == b[0] for a, b in zip(ratios, ratios[1:]))
+    assert all(a[1] >= b[1] - 1e-9 or a[0] == b[0] for a, b in zip(ratios, ratios[1:], strict=False))
 
 
 def test_selection_quotas_dataset_budget():
@@ -71,7 +73,9 @@ def synthetic_dataset(n: int, seed: int, dim: int = 24) -> tuple[pd.DataFrame, n
 @pytest.mark.parametrize("strategy", ["kmeans", "kcenter", "random"])
 def test_selection_two_stage_budget_and_every_type_represented(strategy):
     df, vecs = synthetic_dataset(2000, 1)
-    params = SelectParams(budget_per_dataset=120, strategy=strategy, compare_strategies=False, empty_share=0.1)
+    params = SelectParams(
+        budget_per_dataset=120, strategy=strategy, compare_strategies=False, empty_share=0.1
+    )
     out, stats = select_dataset(df, vecs, params)
     assert len(out) == 120 and out["sample_id"].is_unique
     chosen = df.set_index("sample_id").loc[out["sample_id"], "types"]
@@ -84,7 +88,11 @@ def test_selection_two_stage_budget_and_every_type_represented(strategy):
     assert stats["types"]["award"]["quota"] == award
     # The no-entity share: 10 % of the budget.
     assert sum(len(ts) == 0 for ts in chosen) == 12 == stats["types"][NO_ENTITY]["picked_for"]
-    assert (out.loc[out["category"] == NO_ENTITY, "sample_id"].isin(df.loc[df["types"].str.len() == 0, "sample_id"])).all()
+    assert (
+        out.loc[out["category"] == NO_ENTITY, "sample_id"].isin(
+            df.loc[df["types"].str.len() == 0, "sample_id"]
+        )
+    ).all()
     # Picks made for a type contain that type.
     for sid, cat in zip(out["sample_id"], out["category"], strict=True):
         assert cat == NO_ENTITY or cat in chosen[sid]

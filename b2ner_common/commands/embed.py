@@ -14,11 +14,15 @@ def register(app: typer.Typer) -> None:
     def embed_cmd(
         config: str = CONFIG_OPTION,
         overrides: list[str] = OVERRIDES_ARG,
-        model: str = typer.Option(None, "--model", help="select.embed_model: short name or local encoder dir"),
+        model: str = typer.Option(
+            None, "--model", help="select.embed_model: short name or local encoder dir"
+        ),
         batch_size: int = typer.Option(None, "--batch-size", help="select.embed_batch_size"),
     ) -> None:
         """Embed every silver sample that has no vector for the configured model yet."""
-        cfg = resolve_config(config, overrides, **{"select.embed_model": model, "select.embed_batch_size": batch_size})
+        cfg = resolve_config(
+            config, overrides, **{"select.embed_model": model, "select.embed_batch_size": batch_size}
+        )
         from spark_jobs.embed import run_embed
 
         console = Console(stderr=True)

@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         try:
-            with console.status(f"selecting ({cfg.select.strategy}, run {cfg.select.run_id}) on {cfg.spark.master}"):
+            with console.status(
+                f"selecting ({cfg.select.strategy}, run {cfg.select.run_id}) on {cfg.spark.master}"
+            ):
                 res = run_select(cfg)
         except SelectionError as e:
             console.print(f"selection failed: {e}", style="bold red", markup=False, highlight=False)
@@ -45,4 +47,6 @@ def register(app: typer.Typer) -> None:
         out.print(table)
         for note in res.notes:
             out.print(f"note: {note}", markup=False, highlight=False)
-        out.print(f"{res.selected} samples selected in {res.seconds:.1f} s; report: {res.report}", markup=False)
+        out.print(
+            f"{res.selected} samples selected in {res.seconds:.1f} s; report: {res.report}", markup=False
+        )

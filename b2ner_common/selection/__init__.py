@@ -18,7 +18,13 @@ from b2ner_common.selection.dedup import (
     normalize_text,
     text_hash,
 )
-from b2ner_common.selection.diversity import STRATEGIES, coverage, kcenter_select, kmeans_select, select_diverse
+from b2ner_common.selection.diversity import (
+    STRATEGIES,
+    coverage,
+    kcenter_select,
+    kmeans_select,
+    select_diverse,
+)
 from b2ner_common.selection.output import read_selection, selected_samples
 from b2ner_common.selection.quotas import category_quotas, dataset_budget
 from b2ner_common.selection.two_stage import NO_ENTITY, SelectParams, select_dataset, two_stage

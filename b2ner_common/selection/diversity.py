@@ -76,7 +76,9 @@ def kmeans_select(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 20) -
 
     x = _as_f32(vectors)
     n, d = x.shape
-    km = faiss.Kmeans(d, k, niter=niter, seed=int(seed) & 0x7FFFFFFF, verbose=False, min_points_per_centroid=1)
+    km = faiss.Kmeans(
+        d, k, niter=niter, seed=int(seed) & 0x7FFFFFFF, verbose=False, min_points_per_centroid=1
+    )
     # FAISS seeds k-means with random points, which often leaves a big cluster split and small ones merged;
     # k-means++ seeding reaches a markedly lower objective on skewed real data (see tests).
     init = kmeans_pp_init(x, k, seed)

@@ -30,8 +30,13 @@ def selected_samples(warehouse: str | Path, run_id: str = "default") -> pa.Table
     """
     sel = read_selection(warehouse, run_id)
     if sel.num_rows == 0:
-        raise ValueError(f"selection run {run_id!r} has no rows in {warehouse}/gold/selection; run `b2ner select`")
+        raise ValueError(
+            f"selection run {run_id!r} has no rows in {warehouse}/gold/selection; run `b2ner select`"
+        )
     silver = DeltaTable(tables.table_path(warehouse, "silver/samples")).to_pyarrow_dataset()
     samples = silver.to_table(filter=pads.field("sample_id").isin(sel["sample_id"]))
-    joined = samples.join(sel.drop_columns(["dataset"]), keys="sample_id", join_type="inner")
-    return joined.take(pc.sort_indices(joined, [("dataset", "ascending"), ("sample_id", "ascending")]))
+    # Arrow's hash join cannot carry list<struct> columns (entities): join by index lookup instead.
+    pos = pc.index_in(samples["sample_id"], value_set=sel["sample_id"])
+    for name in ("stage", "category", "cluster", "selection_run"):
+        samples = samples.append_column(name, sel[name].take(pos))
+    return samples.take(pc.sort_indices(samples, [("dataset", "ascending"), ("sample_id", "ascending")]))

@@ -70,7 +70,9 @@ def plot_coverage(stats: Sequence[dict], path: str | Path) -> Path | None:
     return out
 
 
-def render_markdown(stats: Sequence[dict], run_id: str, notes: Sequence[str] = (), plot_name: str = "") -> str:
+def render_markdown(
+    stats: Sequence[dict], run_id: str, notes: Sequence[str] = (), plot_name: str = ""
+) -> str:
     """The markdown report of a selection run."""
     stats = sorted(stats, key=lambda s: s["dataset"])
     lines = [f"# Selection run `{run_id}`", ""]
@@ -92,7 +94,10 @@ def render_markdown(stats: Sequence[dict], run_id: str, notes: Sequence[str] = (
     summary = coverage_summary(stats)
     if summary:
         lines += ["", "## Coverage (distance of every kept sample to its nearest selected sample)", ""]
-        lines += ["Equal sizes per dataset; Euclidean distance between unit embeddings (lower is better).", ""]
+        lines += [
+            "Equal sizes per dataset; Euclidean distance between unit embeddings (lower is better).",
+            "",
+        ]
         lines += ["| strategy | selected | mean | p95 |", "|---|---:|---:|---:|"]
         for strategy, v in summary.items():
             lines.append(f"| {strategy} | {v['k']} | {v['mean']:.4f} | {v['p95']:.4f} |")
@@ -100,7 +105,9 @@ def render_markdown(stats: Sequence[dict], run_id: str, notes: Sequence[str] = (
             lines += ["", f"![coverage]({plot_name})"]
         lines += ["", "| dataset | strategy | k | mean | p95 |", "|---|---|---:|---:|---:|"]
         for r in coverage_table(stats):
-            lines.append(f"| {r['dataset']} | {r['strategy']} | {r['k']} | {r['mean']:.4f} | {r['p95']:.4f} |")
+            lines.append(
+                f"| {r['dataset']} | {r['strategy']} | {r['k']} | {r['mean']:.4f} | {r['p95']:.4f} |"
+            )
     lines += ["", "## Per type", ""]
     lines += [
         "`before`: samples containing the type; `kept`: after cleaning; `quota`: stage-1 quota; "

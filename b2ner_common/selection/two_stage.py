@@ -128,7 +128,11 @@ def two_stage(
         cand = np.array(empty, dtype=np.int64)
         stage = "category" if empty_quota >= len(cand) else "semantic"
         local = select_diverse(
-            vectors[cand], empty_quota, group_seed(seed, dataset, NO_ENTITY), strategy, kmeans_iters=kmeans_iters
+            vectors[cand],
+            empty_quota,
+            group_seed(seed, dataset, NO_ENTITY),
+            strategy,
+            kmeans_iters=kmeans_iters,
         )
         rows.extend((int(cand[j]), NO_ENTITY, stage, c) for c, j in enumerate(local))
     if empty:

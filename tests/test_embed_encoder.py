@@ -1,0 +1,88 @@
+"""Sentence embeddings: offline MiniLM, unit float32 vectors, Arrow round trip, model by directory."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from b2ner_common.config import ConfigError
+from b2ner_common.embeddings import (
+    arrow_to_vectors,
+    embed_pandas_batches,
+    embed_table,
+    encode_texts,
+    load_encoder,
+    resolve_model_path,
+    vectors_to_arrow,
+)
+
+TEXTS = [
+    "Barack Obama visited Paris in June 2015.",
+    "The former US president travelled to France in the summer of 2015.",
+    "Add two cups of flour and stir the batter slowly.",
+    "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。",
+]
+
+
+def test_embed_minilm_unit_vectors_and_semantics():
+    v = encode_texts(TEXTS, batch_size=2)
+    assert v.dtype == np.float32 and v.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v @ v.T
+    # The paraphrase is closer to the original than the recipe sentence is.
+    assert sims[0, 1] > sims[0, 2] + 0.2
+    assert encode_texts([]).shape == (0, 384)
+
+
+def test_embed_model_is_loaded_once_per_process():
+    assert load_encoder() is load_encoder()
+
+
+def test_embed_table_and_pandas_batches_agree():
+    table = pa.table({"sample_id": ["a", "b", "c", "d"], "text": TEXTS})
+    out = embed_table(table)
+    assert out.column_names == ["sample_id", "model", "vector"]
+    assert out["model"].to_pylist() == ["all-minilm-l6-v2"] * 4
+    vecs = arrow_to_vectors(out["vector"])
+    batches = [
+        pd.DataFrame({"sample_id": ["a", "b"], "text": TEXTS[:2]}),
+        pd.DataFrame({"sample_id": ["c", "d"], "text": TEXTS[2:]}),
+    ]
+    got = pd.concat(list(embed_pandas_batches(iter(batches), threads=1)), ignore_index=True)
+    assert got["sample_id"].tolist() == ["a", "b", "c", "d"]
+    assert np.allclose(np.stack(got["vector"]), vecs, atol=1e-5)
+
+
+def test_embed_vectors_arrow_round_trip():
+    x = np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32)
+    assert np.array_equal(arrow_to_vectors(vectors_to_arrow(x)), x)
+
+
+def test_embed_unknown_model_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="select.embed_model"):
+        resolve_model_path("sentence-transformers/all-mpnet-base-v2")
+    with pytest.raises(ConfigError, match="config.json"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_embed_plain_hf_encoder_directory_gets_mean_pooling(minilm_path, tmp_path):
+    # The same weights as a plain Hugging Face directory (no sentence-transformers modules.json):
+    # mean pooling + normalization must reproduce the packaged model's vectors.
+    plain = tmp_path / "plain-minilm"
+    plain.mkdir()
+    for f in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
+        shutil.copy(minilm_path / f, plain / f)
+    ref = encode_texts(TEXTS)
+    got = encode_texts(TEXTS, name=str(plain))
+    assert np.allclose(got, ref, atol=1e-4)
