@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import hcl2
@@ -44,13 +45,19 @@ def _module_dirs() -> list[Path]:
     return sorted({f.parent for f in TF_FILES})
 
 
+@cache
+def _load(f: Path) -> dict:
+    with f.open(encoding="utf-8") as fh:
+        return hcl2.load(fh)
+
+
+@cache
 def _parse_dir(d: Path) -> dict[str, dict]:
     """All blocks of a module directory merged: {"variable": {...}, "output": {...}, "module": {...}, ...}."""
     merged: dict[str, dict] = {"variable": {}, "output": {}, "module": {}, "locals": {}, "resource": {}}
     merged["terraform"] = {}
     for f in sorted(d.glob("*.tf")):
-        with f.open(encoding="utf-8") as fh:
-            parsed = hcl2.load(fh)
+        parsed = _load(f)
         for kind in ("variable", "output", "module"):
             merged[kind].update(_blocks(parsed, kind))
         for block in parsed.get("locals", []):
@@ -81,8 +88,7 @@ def test_infra_layout_has_modules_and_an_example_root():
 
 @pytest.mark.parametrize("tf_file", TF_FILES, ids=_rel)
 def test_infra_every_tf_file_parses(tf_file: Path):
-    with tf_file.open(encoding="utf-8") as fh:
-        parsed = hcl2.load(fh)
+    parsed = _load(tf_file)
     assert parsed, f"{_rel(tf_file)} is empty"
 
 
