@@ -1,0 +1,148 @@
+"""SFT data: label masking, packing without cross-attention, the per-worker step plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from b2ner_common.prompts import build_instruction, instruction_rng
+from b2ner_common.schema import Entity, Sample
+from b2ner_common.sft import (
+    IGNORE_INDEX,
+    Example,
+    collate_packed,
+    collate_padded,
+    encode_example,
+    encode_rows,
+    global_batch_rows,
+    pack,
+    plan_step,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llm_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llm_dir).eval()
+    return model, tok
+
+
+def _rows(n: int = 6) -> list[dict]:
+    texts = [
+        ("Barack Obama visited Paris in June 2015.", [(0, 12, "person"), (21, 26, "location")]),
+        ("The Transformer model was trained using PyTorch.", [(40, 47, "software")]),
+        ("Nothing here.", []),
+    ]
+    rows = []
+    for i in range(n):
+        text, ents = texts[i % len(texts)]
+        rows.append(
+            {
+                "sample_id": f"s{i}",
+                "lang": "en",
+                "text": text,
+                "entities": [
+                    {"start": s, "end": e, "label": t.upper(), "text": text[s:e], "type": t}
+                    for s, e, t in ents
+                ],
+                "label_set": ["person", "location", "software", "date or period"],
+            }
+        )
+    return rows
+
+
+def test_sft_label_masking_covers_target_and_eos_only(tiny):
+    _, tok = tiny
+    s = Sample(
+        "a",
+        "d",
+        "train",
+        "en",
+        "Barack Obama visited Paris.",
+        [Entity(0, 12, "PER", "Barack Obama", "person")],
+        "f:1",
+    )
+    prompt, target = build_instruction(s, ["person", "location"], instruction_rng(0, 0, "a"), drop_p=0.0)
+    ex = encode_example(tok, prompt, target, max_len=512)
+    n_prompt = len(tok(prompt)["input_ids"])
+    assert ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:]
+    assert ex.input_ids[-1] == tok.eos_token_id
+    assert tok.decode(ex.input_ids[n_prompt:-1]) == target
+    assert ex.input_ids[:n_prompt] == tok(prompt)["input_ids"]  # the prompt exactly as inference tokenizes it
+    assert not ex.truncated
+
+
+def test_sft_encode_truncates_end_and_skips_prompt_only(tiny):
+    _, tok = tiny
+    ex = encode_example(tok, "Text: a b c \nAnswer:", " person: a b c", max_len=8)
+    assert ex is None or (len(ex) == 8 and ex.truncated)
+    assert encode_example(tok, "Text: " + "word " * 200 + "\nAnswer:", " None", max_len=32) is None
+
+
+def test_sft_pack_first_fit_decreasing_bins():
+    lengths = [30, 70, 20, 50, 50, 10, 90]
+    bins = pack(lengths, 100)
+    assert sorted(i for b in bins for i in b) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 100 for b in bins)
+    assert len(bins) == 4  # 320 tokens need >= 4 rows of 100
+
+
+def test_sft_packed_logits_equal_unpacked(tiny):
+    """Packed examples must not attend to each other: per-example logits match separate forwards."""
+    import torch
+
+    model, tok = tiny
+    exs = encode_rows(_rows(3), tok, seed=0, epoch=0, max_len=256)
+    packed = collate_packed([exs], tok.pad_token_id)
+    with torch.no_grad():
+        out = model(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+        ).logits
+        at = 0
+        for e in exs:
+            alone = model(input_ids=torch.tensor([e.input_ids]), use_cache=False).logits
+            torch.testing.assert_close(out[0, at : at + len(e)], alone[0], atol=1e-4, rtol=1e-4)
+            at += len(e)
+
+
+def test_sft_padded_collate_masks_padding(tiny):
+    _, tok = tiny
+    exs = [Example([5, 6, 7], [IGNORE_INDEX, 6, 7]), Example([5, 6], [IGNORE_INDEX, 6])]
+    b = collate_padded(exs, tok.pad_token_id)
+    assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert b["labels"].tolist() == [[IGNORE_INDEX, 6, 7], [IGNORE_INDEX, 6, IGNORE_INDEX]]
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_sft_plan_step_same_micro_count_on_every_rank(tiny, packing):
+    _, tok = tiny
+    exs = encode_rows(_rows(11), tok, seed=0, epoch=0, max_len=256)
+    plans = [
+        plan_step(
+            exs, rank=r, world=3, micro_batch_size=2, packing=packing, max_len=256, pad_id=tok.pad_token_id
+        )
+        for r in range(3)
+    ]
+    assert len({len(p.micro_batches) for p in plans}) == 1
+    assert sum(p.examples for p in plans) == len(exs)
+    assert sum(p.tokens for p in plans) == sum(len(e) for e in exs)
+    targets = sum(int((mb["labels"] != IGNORE_INDEX).sum()) for p in plans for mb in p.micro_batches)
+    assert targets == plans[0].num_items == sum(e.n_target for e in exs)
+
+
+def test_sft_global_batches_cover_epoch_once_and_reshuffle():
+    rows = _rows(10)
+    ep0 = [
+        r["sample_id"] for s in range(3) for r in global_batch_rows(rows, s, global_batch_size=4, seed=1)[1]
+    ]
+    assert sorted(ep0) == sorted(r["sample_id"] for r in rows)
+    epoch, b = global_batch_rows(rows, 3, global_batch_size=4, seed=1)
+    assert epoch == 1
+    ep1 = [
+        r["sample_id"]
+        for s in range(3, 6)
+        for r in global_batch_rows(rows, s, global_batch_size=4, seed=1)[1]
+    ]
+    assert ep1 != ep0
