@@ -145,6 +145,15 @@ def test_mappings_dataset_label_set_and_names():
     assert label_names_for("crossner_ai")[:3] == ["algorithm", "field of study", "research task"]
     assert label_names_for("msra", "en") == ["person", "location", "organization"]
     assert "组织机构名->公司" in label_names_for("multiconer22", "zh")
+    assert label_names_for("multiconer22_zh") == label_names_for("multiconer22", "zh")
+    assert label_names_for("multiconer22_de")[0] == "person"
+
+
+def test_mappings_cover_every_catalog_dataset():
+    from b2ner_common.catalog import load_catalog
+
+    maps = load_mappings("v1")
+    assert [d for d in load_catalog().datasets if d not in maps] == []
 
 
 def test_mappings_map_table_and_raw_label_counts():

@@ -267,12 +267,16 @@ def label_names_for(
 ) -> list[str]:
     """The natural-language label names shown to a model for `dataset`.
 
-    English names for English data, Chinese names for Chinese data (`lang` defaults to the
-    mapping's language; a multilingual dataset defaults to English).
+    English names for English data, Chinese names for Chinese data. `lang` defaults to the mapping's
+    language; for a multilingual mapping, to the dataset name's language suffix (`multiconer22_zh`).
     """
     taxonomy = taxonomy or load_taxonomy(version)
     m = find_mapping(mappings if mappings is not None else load_mappings(version), dataset)
-    lang = lang or ("en" if m.lang == "multi" else m.lang)
+    if lang is None and m.lang == "multi":
+        # Multilingual mappings serve per-language datasets named like multiconer22_zh.
+        suffix = dataset.rsplit("_", 1)[-1] if "_" in dataset else ""
+        lang = suffix if len(suffix) == 2 and suffix.isalpha() else "en"
+    lang = lang or m.lang
     return [taxonomy.name(t, lang) for t in m.types()]
 
 
