@@ -84,8 +84,8 @@ def test_dedup_near_duplicates_ivf_path_finds_planted_pairs():
     for i in range(0, 200, 2):
         x[1000 + i] = near_copy(rng, x[i], 0.985)
         planted[1000 + i] = i
-    exact = near_duplicate_mask(x, 0.95)
-    approx = near_duplicate_mask(x, 0.95, exact_limit=500)  # forces the IVF index
+    exact = near_duplicate_mask(x, 0.95, exact_limit=10_000)
+    approx = near_duplicate_mask(x, 0.95, exact_limit=500)  # IVF index (the default above 5000 rows)
     assert sorted(np.flatnonzero(exact)) == sorted(planted)
     assert sorted(np.flatnonzero(approx)) == sorted(planted)
 

@@ -93,8 +93,8 @@ def near_duplicate_mask(
     threshold: float,
     active: np.ndarray | None = None,
     *,
-    exact_limit: int = 30000,
-    nprobe: int = 16,
+    exact_limit: int = 5000,
+    nprobe: int = 2,
 ) -> np.ndarray:
     """True for rows with cosine >= `threshold` to an earlier kept row (greedy in row order).
 
@@ -113,9 +113,12 @@ def near_duplicate_mask(
     if len(rows) <= exact_limit:
         index = faiss.IndexFlatIP(d)
     else:
-        nlist = int(4 * np.sqrt(len(rows)))
+        nlist = int(2 * np.sqrt(len(rows)))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(x)
+        # Coarse centroids only route queries: a seeded subsample of 32 points per list trains them.
+        sample = np.random.default_rng(0).choice(len(rows), size=min(len(rows), 32 * nlist), replace=False)
+        index.cp.min_points_per_centroid = 1
+        index.train(x[np.sort(sample)])
         index.nprobe = nprobe
     index.add(x)
     # FAISS keeps results strictly above the radius; the epsilon makes the threshold inclusive.
