@@ -157,7 +157,9 @@ def read_unit(unit: WorkUnit, data: bytes | None = None) -> tuple[list[Sample], 
             f.seek(unit.start)
             data = f.read(unit.end - unit.start)
     try:
-        lines: list[str] | list[bytes] = data.decode(unit.encoding).split("\n")
+        text = data.decode(unit.encoding)
+        # The CoNLL reader takes the whole text (its fast path); the others read lines.
+        lines: str | list[str] | list[bytes] = text if unit.format == "conll" else text.split("\n")
     except UnicodeDecodeError:
         lines = data.split(b"\n")  # per-line decoding: bad lines become rejects naming their line
     samples: list[Sample] = []

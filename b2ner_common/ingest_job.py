@@ -83,16 +83,15 @@ def save_config(cfg: PipelineConfig) -> Path:
     return save_resolved(cfg, Path(cfg.warehouse) / "bronze", "_ingest_config.yaml")
 
 
-def finish(
-    cfg: PipelineConfig, tasks: list[FileTask], stats, engine: str, seconds: float, units: int
+def reconciliation(cfg: PipelineConfig, tasks: list[FileTask], stats) -> pa.Table:
+    """The run's bronze/reconciliation rows (with the catalog's expected counts)."""
+    return reconciliation_table(stats, expected_counts(tasks, cfg.ingest.replicate))
+
+
+def report(
+    cfg: PipelineConfig, recon: pa.Table, stats, engine: str, seconds: float, units: int
 ) -> IngestReport:
-    """Write the reconciliation table and compare the run's counts with bronze/samples."""
-    datasets = sorted({t.dataset for t in tasks})
-    recon = reconciliation_table(stats, expected_counts(tasks, cfg.ingest.replicate))
-    path = tables.table_path(cfg.warehouse, RECON)
-    tables.write_table(
-        path, recon, mode="overwrite", predicate=dataset_predicate(datasets), metadata=commit_metadata(cfg)
-    )
+    """Compare the run's counts with what bronze/samples now holds."""
     have = table_counts(
         tables.read_table(tables.table_path(cfg.warehouse, SAMPLES), columns=["dataset", "split"])
     )
@@ -113,9 +112,16 @@ def run_local(cfg: PipelineConfig, progress: Callable[[int, int], None] | None =
             progress(i + 1, len(units))
     samples, rejects, stats = res.samples, res.rejects, res.stats
     write_bronze(cfg, tasks, samples_table(samples), rejects_table(rejects))
-    report = finish(cfg, tasks, stats, "local", 0.0, len(units))
-    report.seconds = time.perf_counter() - t0
-    return report
+    recon = reconciliation(cfg, tasks, stats)
+    pred = dataset_predicate({t.dataset for t in tasks})
+    tables.write_table(
+        tables.table_path(cfg.warehouse, RECON),
+        recon,
+        mode="overwrite",
+        predicate=pred,
+        metadata=commit_metadata(cfg),
+    )
+    return report(cfg, recon, stats, "local", time.perf_counter() - t0, len(units))
 
 
 def write_bronze(cfg: PipelineConfig, tasks: list[FileTask], samples: pa.Table, rejects: pa.Table) -> None:

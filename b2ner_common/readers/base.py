@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +51,13 @@ def numbered_lines(lines: Iterable[str | bytes], spec: ReadSpec) -> Iterator[tup
     n = spec.first_line - 1
     for line in lines:
         n += 1
+        if line.__class__ is str:  # fast path: already decoded
+            if n == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            if line and line[-1] in "\r\n":
+                line = line.rstrip("\r\n")
+            yield n, line, line
+            continue
         if isinstance(line, bytes):
             try:
                 line = line.decode(spec.encoding)
@@ -88,16 +96,17 @@ def join_tokens(tokens: list[str], mode: str) -> tuple[str, list[int]]:
     """
     starts: list[int] = []
     pos = 0
+    if not tokens:
+        return "", starts
     if mode == "none":
-        for t in tokens:
-            starts.append(pos)
-            pos += len(t)
+        starts = [0, *accumulate(map(len, tokens[:-1]))]
         return "".join(tokens), starts
     if mode == "space":
-        for t in tokens:
-            starts.append(pos)
-            pos += len(t) + 1
+        starts = [0, *accumulate(len(t) + 1 for t in tokens[:-1])]
         return " ".join(tokens), starts
+    spaced = " ".join(tokens)
+    if spaced.isascii():  # no CJK possible: plain one-space join
+        return spaced, [0, *accumulate(len(t) + 1 for t in tokens[:-1])]
     parts: list[str] = []
     prev = ""
     for t in tokens:

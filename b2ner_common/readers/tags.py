@@ -68,13 +68,16 @@ def decode_tags(
                 fix("unclosed")
         cur_type, cur_start = "", -1
 
+    if tags.count("O") == len(tags):  # most sentences of character corpora
+        return spans, repairs
     for i, tag in enumerate(tags):
         parsed = parse_tag(tag)
         if parsed is None:
             raise TagError(i, tag)
         p, label = parsed
         if p == "O":
-            close(i)
+            if cur_type:
+                close(i)
         elif p == "B":
             close(i)
             cur_type, cur_start = label, i

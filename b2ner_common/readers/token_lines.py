@@ -11,6 +11,7 @@ undecodable bytes) rejects its whole sentence with `source = file:line` of the b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -44,64 +45,130 @@ class ConllOptions(ReaderOptions):
 def read_conll(
     lines: Iterable[str | bytes], spec: ReadSpec, stats: ReadStats | None = None
 ) -> Iterator[Sample | Reject]:
-    """Read token-per-line sentences; one Sample or Reject per sentence."""
+    """Read token-per-line sentences; one Sample or Reject per sentence.
+
+    `lines` may also be the whole decoded text of a file or chunk (one str): the same records come
+    out, faster, because blank-line boundaries are found by a regex instead of line by line.
+    """
     opts = spec.options
     assert isinstance(opts, ConllOptions)
-    block: list[tuple[int, str | None, str]] = []
+    if isinstance(lines, str):
+        yield from _read_text(lines, spec, opts, stats)
+        return
+    # A block is (first line number, lines); an undecodable line is kept as None with its raw text aside.
+    block: list[str | None] = []
+    first = 0
+    bad: dict[int, str] = {}
     comment = opts.comment_prefix
     for n, line, raw in numbered_lines(lines, spec):
-        if line is not None:
-            if not line.strip():
-                if block:
-                    yield count(stats, _sentence(block, spec, opts, stats))
-                    block = []
-                continue
-            if line.startswith("-DOCSTART-") or (comment and line.startswith(comment)):
-                if block:
-                    yield count(stats, _sentence(block, spec, opts, stats))
-                    block = []
-                continue
-        block.append((n, line, raw))
+        if line is None:
+            if not block:
+                first = n
+            bad[n] = raw
+            block.append(None)
+            continue
+        if (
+            not line
+            or line.isspace()
+            or line.startswith("-DOCSTART-")
+            or (comment and line.startswith(comment))
+        ):
+            if block:
+                yield count(stats, _sentence(first, block, bad, spec, opts, stats))
+                block, bad = [], {}
+            continue
+        if not block:
+            first = n
+        block.append(line)
     if block:
-        yield count(stats, _sentence(block, spec, opts, stats))
+        yield count(stats, _sentence(first, block, bad, spec, opts, stats))
+
+
+_SEPARATOR = re.compile(r"\n(?:[^\S\n]*\n)+")
+
+
+def _read_text(
+    text: str, spec: ReadSpec, opts: ConllOptions, stats: ReadStats | None
+) -> Iterator[Sample | Reject]:
+    """Fast path over a whole text: split at blank lines, hand line-wise parsing to the general path
+    only for blocks that hold a -DOCSTART- or comment line anywhere but in first position."""
+    if spec.first_line == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    comment = opts.comment_prefix
+    line = spec.first_line
+    pos = 0
+    for m in [*_SEPARATOR.finditer(text), None]:
+        end = m.start() if m else len(text)
+        chunk = text[pos:end]
+        block = chunk.split("\n")
+        first = line
+        line += len(block) - 1 + (m.group().count("\n") if m else 0)
+        pos = m.end() if m else end
+        while block and (
+            not block[0]
+            or block[0].isspace()
+            or block[0].startswith("-DOCSTART-")
+            or (comment and block[0].startswith(comment))
+        ):
+            block.pop(0)
+            first += 1
+        while block and (not block[-1] or block[-1].isspace()):
+            block.pop()
+        if not block:
+            continue
+        if ("-DOCSTART-" in chunk or (comment and comment in chunk)) and any(
+            b.startswith("-DOCSTART-") or (comment and b.startswith(comment)) for b in block
+        ):
+            sub = spec.__class__(**{**spec.__dict__, "first_line": first})
+            yield from read_conll(block, sub, stats)
+            continue
+        yield count(stats, _sentence(first, block, {}, spec, opts, stats))
+
+
+def _split(block: list[str], delimiter: str) -> list[list[str]]:
+    if delimiter == "space":
+        return [ln.split() for ln in block]
+    if delimiter == "tab":
+        return [ln.split("\t") for ln in block]
+    return [ln.split("\t") if "\t" in ln else ln.split() for ln in block]
 
 
 def _sentence(
-    block: list[tuple[int, str | None, str]], spec: ReadSpec, opts: ConllOptions, stats: ReadStats | None
+    first: int,
+    block: list[str | None],
+    bad: dict[int, str],
+    spec: ReadSpec,
+    opts: ConllOptions,
+    stats: ReadStats | None,
 ) -> Sample | Reject:
-    first = block[0][0]
-    tokens: list[str] = []
-    tags: list[str] = []
-    tab = opts.delimiter == "tab"
-    auto = opts.delimiter == "auto"
-    prefix = opts.token_prefix
+    if bad:
+        n = min(bad)
+        return _reject(spec, first, block, bad, n, f"line {n}: cannot decode as {spec.encoding}")
+    rows = _split(block, opts.delimiter)  # type: ignore[arg-type]
     tc, gc = opts.token_col, opts.tag_col
-    for n, line, _raw in block:
-        if line is None:
-            return _reject(spec, block, n, f"line {n}: cannot decode as {spec.encoding}")
-        cols = line.split("\t") if (tab or (auto and "\t" in line)) else line.split()
-        if len(cols) < 2:
-            return _reject(
-                spec, block, n, f"line {n}: expected token and tag columns, got {len(cols)} column"
-            )
-        try:
-            tok = cols[tc].strip()
-            tag = cols[gc].strip()
-        except IndexError:
-            return _reject(spec, block, n, f"line {n}: {len(cols)} columns, no column {tc} or {gc}")
-        if prefix and tok.startswith(prefix):
-            tok = tok[len(prefix) :]
-        if opts.strip_trailing_digit and len(tok) > 1 and tok[-1].isdigit():
-            tok = tok[:-1]
-        if not tok:
-            return _reject(spec, block, n, f"line {n}: empty token")
-        tokens.append(tok)
-        tags.append(tag)
+    need = max(tc if tc >= 0 else -tc - 1, gc if gc >= 0 else -gc - 1) + 1
+    if min(map(len, rows)) < max(need, 2):
+        i = next(i for i, r in enumerate(rows) if len(r) < max(need, 2))
+        n = first + i
+        return _reject(
+            spec, first, block, bad, n, f"line {n}: expected token and tag columns, got {len(rows[i])}"
+        )
+    tokens = [r[tc].strip() for r in rows]
+    tags = [r[gc].strip() for r in rows]
+    prefix = opts.token_prefix
+    if prefix:
+        k = len(prefix)
+        tokens = [t[k:] if t.startswith(prefix) else t for t in tokens]
+    if opts.strip_trailing_digit:
+        tokens = [t[:-1] if len(t) > 1 and t[-1].isdigit() else t for t in tokens]
+    if not all(tokens):
+        n = first + tokens.index("")
+        return _reject(spec, first, block, bad, n, f"line {n}: empty token")
     try:
         spans, repairs = decode_tags(tags, opts.scheme)
     except TagError as e:
-        n = block[e.index][0]
-        return _reject(spec, block, n, f"line {n}: unknown tag {e.tag!r}")
+        n = first + e.index
+        return _reject(spec, first, block, bad, n, f"line {n}: unknown tag {e.tag!r}")
     text, starts = join_tokens(tokens, opts.join)
     ents = []
     for i, j, label in spans:
@@ -114,5 +181,8 @@ def _sentence(
     return make_sample(spec, first, text, ents, n_rep)
 
 
-def _reject(spec: ReadSpec, block: list[tuple[int, str | None, str]], n: int, reason: str) -> Reject:
-    return make_reject(spec, n, reason, "\n".join(raw for _, _, raw in block))
+def _reject(
+    spec: ReadSpec, first: int, block: list[str | None], bad: dict[int, str], n: int, reason: str
+) -> Reject:
+    raw = "\n".join(bad.get(first + i, "") if ln is None else ln for i, ln in enumerate(block))
+    return make_reject(spec, n, reason, raw)
