@@ -72,18 +72,33 @@ def output_path(cfg: PipelineConfig) -> str:
     return cfg.predict.output or tables.table_path(cfg.warehouse, "gold/predictions")
 
 
-def stable_doc_id(position: int, text: str | None) -> str:
-    """Id for inputs without an id column: stable for the same file read the same way."""
-    h = hashlib.blake2b(f"{position}\x1f{text or ''}".encode(), digest_size=10)
-    return h.hexdigest()
+def stable_doc_id(text: str | None) -> str:
+    """Id for inputs without an id column: a content hash (same text, same id, on every engine).
+
+    Content addressing keeps resume correct when the input is re-read in another order or appended to;
+    identical texts collapse to one prediction (counted as duplicate ids). Spark computes the same value
+    with `substring(sha2(text, 256), 1, 24)`.
+    """
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:24]
 
 
-def _parse_labels(value) -> list[str] | None:
-    if value is None:
+def parse_labels(value) -> list[str] | None:
+    """A per-document label set from a list/array or a comma-separated string; None when absent."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     if isinstance(value, str):
         return [x.strip() for x in value.split(",") if x.strip()]
     return [str(x).strip() for x in value if str(x).strip()]
+
+
+def is_delta(path: str) -> bool:
+    """True for a Delta table (local folder with _delta_log, or an object-store table)."""
+    if "://" not in path:
+        return (Path(path) / "_delta_log").is_dir()
+    try:
+        return tables.table_exists(path)
+    except Exception:  # noqa: BLE001 - delta-rs raises several kinds for "not a table here"
+        return False
 
 
 def read_documents(cfg: PipelineConfig) -> pa.Table:
@@ -95,7 +110,7 @@ def read_documents(cfg: PipelineConfig) -> pa.Table:
     p = Path(path)
     if "://" not in path and not p.exists():
         raise InputError(f"input {path} does not exist")
-    if (p / "_delta_log").is_dir() or ("://" in path and tables.table_exists(path)):
+    if is_delta(path):
         data = tables.read_table(path)
     elif p.suffix in {".jsonl", ".json"} or (p.is_dir() and any(p.glob("*.jsonl"))):
         import pyarrow.json as pj
@@ -121,19 +136,19 @@ def normalize_documents(data: pa.Table, pc_, source: str = "input") -> pa.Table:
             f"{source}: no text column {pc_.text_column!r} (columns: {data.column_names}); set predict.text_column"
         )
     texts = data[pc_.text_column].cast(pa.string())
+    text_list = texts.to_pylist()
     if pc_.id_column in data.column_names:
-        ids = data[pc_.id_column].cast(pa.string()).to_pylist()
+        raw_ids = data[pc_.id_column].cast(pa.string()).to_pylist()
         # Rows with a null id still get a stable id so they are predicted and reported, not dropped.
-        text_list = texts.to_pylist()
-        ids = [i if i is not None else stable_doc_id(n, text_list[n]) for n, i in enumerate(ids)]
+        ids = [i if i is not None else stable_doc_id(t) for i, t in zip(raw_ids, text_list, strict=True)]
     else:
-        ids = [stable_doc_id(n, t) for n, t in enumerate(texts.to_pylist())]
+        ids = [stable_doc_id(t) for t in text_list]
     cols = {"doc_id": pa.array(ids, pa.string()), "text": texts}
     if pc_.labels_column:
         if pc_.labels_column not in data.column_names:
             raise InputError(f"{source}: no labels column {pc_.labels_column!r}; set predict.labels_column")
         cols["labels"] = pa.array(
-            [_parse_labels(v) for v in data[pc_.labels_column].to_pylist()], pa.list_(pa.string())
+            [parse_labels(v) for v in data[pc_.labels_column].to_pylist()], pa.list_(pa.string())
         )
     if pc_.lang_column:
         if pc_.lang_column not in data.column_names:
@@ -190,7 +205,8 @@ def predict_batch(
     texts = batch["text"].tolist()
     row_labels = batch["labels"].tolist() if "labels" in batch.columns else [None] * n
     row_langs = batch["lang"].tolist() if "lang" in batch.columns else None
-    label_sets = [list(x) if x is not None and len(x) else list(labels) for x in row_labels]
+    parsed = [parse_labels(x) for x in row_labels]
+    label_sets = [x if x else list(labels) for x in parsed]
     model_name = getattr(predictor, "name", type(predictor).__name__)
     rows: list[dict | None] = [None] * n
     todo = []
@@ -297,7 +313,7 @@ def run_local(
         commit_rows(out, rows_to_arrow(rows), cfg)
         summary.commits += 1
         summary.add_rows(rows)
-        _count_problems(rows, problems)
+        count_problems(rows, problems)
         summary.seconds = time.perf_counter() - t0
         if on_commit:
             on_commit(summary, todo.num_rows)
@@ -306,7 +322,7 @@ def run_local(
     return summary
 
 
-def _count_problems(rows: pd.DataFrame, acc: dict[str, int]) -> None:
+def count_problems(rows: pd.DataFrame, acc: dict[str, int]) -> None:
     for status, err in zip(rows["status"], rows["error"], strict=True):
         if status in ("parse_error", "truncated", "ok") and err:
             for k, v in json.loads(err).items():

@@ -1,0 +1,152 @@
+"""Ray Data batch NER: input -> map_batches(callable class: one model per actor) -> gold/predictions.
+
+The driver streams the predicted batches and commits every `predict.commit_every` documents with MERGE on
+(run_id, doc_id); doc_ids already in the output for this run are filtered out first, so a killed job
+rerun ends with exactly the rows of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from b2ner_common import schema, tables
+from b2ner_common.config import PipelineConfig
+from b2ner_common.predict import (
+    InputError,
+    PredictSummary,
+    commit_rows,
+    count_problems,
+    done_doc_ids,
+    get_predictor,
+    is_delta,
+    normalize_documents,
+    output_path,
+    predict_batch,
+)
+
+
+class BatchPredictor:
+    """Ray Data callable class: the constructor loads the model once per actor."""
+
+    def __init__(self, cfg_json: str, factory: Callable | None = None) -> None:
+        self.cfg = PipelineConfig.model_validate_json(cfg_json)
+        self.predictor = get_predictor(self.cfg, factory)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return predict_batch(
+            batch,
+            self.predictor,
+            run_id=self.cfg.predict.run_id,
+            labels=self.cfg.predict.labels,
+            cfg=self.cfg,
+        )
+
+
+def _normalize(batch: pa.Table, cfg_json: str) -> pa.Table:
+    pc_ = PipelineConfig.model_validate_json(cfg_json).predict
+    return normalize_documents(batch, pc_, source=pc_.input)
+
+
+def read_input(cfg: PipelineConfig):
+    """Ray Dataset of doc_id, text[, labels, lang] (ids identical to the local and Spark paths)."""
+    import ray.data
+
+    path = cfg.predict.input
+    if not path or ("://" not in path and not Path(path).exists()):
+        raise InputError(f"input {path!r} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
+    if is_delta(path):
+        ds = ray.data.read_parquet(tables.table_files(path))  # the snapshot's files, never the folder
+    elif path.endswith((".jsonl", ".json")) or (Path(path).is_dir() and any(Path(path).glob("*.jsonl"))):
+        ds = ray.data.read_json(path, file_extensions=["jsonl", "json"])
+    else:
+        ds = ray.data.read_parquet(path)
+    if cfg.predict.limit is not None:
+        ds = ds.limit(cfg.predict.limit)
+    return ds.map_batches(_normalize, fn_args=(cfg.model_dump_json(),), batch_format="pyarrow")
+
+
+def run_ray(
+    cfg: PipelineConfig,
+    predictor_factory: Callable | None = None,
+    on_commit: Callable[[PredictSummary, int], None] | None = None,
+) -> PredictSummary:
+    """The Ray Data job; returns the same summary as the local and Spark engines."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    t0 = time.perf_counter()
+    started = False
+    if not ray.is_initialized():
+        ray.init(
+            address=cfg.ray.address,
+            num_cpus=cfg.ray.num_cpus if cfg.ray.address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+        started = True
+    try:
+        out = output_path(cfg)
+        summary = PredictSummary(run_id=cfg.predict.run_id, output=out)
+        ds = read_input(cfg)
+        done = done_doc_ids(out, cfg.predict.run_id)
+        # Known ids are dropped before the model sees them; duplicates are dropped by the driver below.
+        if done:
+            ds = ds.filter(lambda row: row["doc_id"] not in done)
+        predicted = ds.map_batches(
+            BatchPredictor,
+            fn_constructor_args=(cfg.model_dump_json(), predictor_factory),
+            batch_size=cfg.predict.batch_size,
+            batch_format="pandas",
+            concurrency=max(1, cfg.predict.workers),
+            # One model replica per actor: a CPU each, or a GPU each when the model runs on CUDA.
+            num_gpus=1 if cfg.model.device.startswith("cuda") else 0,
+            num_cpus=0 if cfg.model.device.startswith("cuda") else 1,
+        )
+        seen: set[str] = set()
+        problems: dict[str, int] = {}
+        pending: list[pa.Table] = []
+        n_pending = 0
+
+        def flush() -> None:
+            nonlocal pending, n_pending
+            if not pending:
+                return
+            rows = pa.concat_tables(pending)
+            commit_rows(out, rows, cfg)
+            frame = rows.select(["status", "error"]).to_pandas()
+            summary.commits += 1
+            summary.add_rows(frame)
+            count_problems(frame, problems)
+            summary.seconds = time.perf_counter() - t0
+            pending, n_pending = [], 0
+            if on_commit:
+                on_commit(summary, -1)
+
+        for batch in predicted.iter_batches(batch_size=cfg.predict.commit_every, batch_format="pyarrow"):
+            batch = batch.select(schema.PREDICTIONS.names).cast(schema.PREDICTIONS)
+            keep = []
+            for n, doc_id in enumerate(batch["doc_id"].to_pylist()):
+                if doc_id in seen:
+                    summary.duplicate_ids += 1
+                else:
+                    seen.add(doc_id)
+                    keep.append(n)
+            pending.append(batch.take(pa.array(keep, pa.int64())))
+            n_pending += len(keep)
+            if n_pending >= cfg.predict.commit_every:
+                flush()
+        flush()
+        summary.skipped_done = len(done)
+        summary.input_docs = len(seen) + summary.duplicate_ids + len(done)
+        summary.problems = problems
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,143 @@
+"""Spark batch NER: input column -> mapInPandas(predict_batch) -> gold/predictions, committed in slices.
+
+Resumable and exactly-once: doc_ids this run already has are anti-joined away, the rest is split into
+slices of about `predict.commit_every` documents (hash of doc_id), and each slice is one MERGE commit on
+(run_id, doc_id). A killed job loses at most the slice in flight; a rerun ends with the rows of an
+uninterrupted run. The model is loaded once per Python worker (worker reuse + a per-process cache).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+
+from b2ner_common import schema, tables
+from b2ner_common.config import PipelineConfig
+from b2ner_common.predict import (
+    InputError,
+    PredictSummary,
+    commit_rows,
+    count_problems,
+    get_predictor,
+    is_delta,
+    output_path,
+    predict_batch,
+)
+from spark_jobs.delta import read_delta
+
+PREDICTIONS_DDL = (
+    "run_id string, doc_id string, "
+    "entities array<struct<start:int,end:int,label:string,text:string,score:float>>, "
+    "raw_output string, model string, status string, error string"
+)
+
+
+def read_input(spark, cfg: PipelineConfig):
+    """DataFrame doc_id, text[, labels, lang] from a Delta table, Parquet or JSONL (same ids as local)."""
+    from pathlib import Path
+
+    from pyspark.sql import functions as F
+
+    pc_ = cfg.predict
+    path = pc_.input
+    if not path or ("://" not in path and not Path(path).exists()):
+        raise InputError(f"input {path!r} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
+    if is_delta(path):
+        df = read_delta(spark, path, backend=cfg.spark.table_backend)
+    elif path.endswith((".jsonl", ".json")) or (Path(path).is_dir() and any(Path(path).glob("*.jsonl"))):
+        df = spark.read.json(path)
+    else:
+        df = spark.read.parquet(path)
+    if pc_.limit is not None:
+        df = df.limit(pc_.limit)
+    if pc_.text_column not in df.columns:
+        raise InputError(
+            f"{path}: no text column {pc_.text_column!r} (columns: {df.columns}); set predict.text_column"
+        )
+    text = F.col(pc_.text_column).cast("string")
+    content_id = F.substring(F.sha2(F.coalesce(text, F.lit("")), 256), 1, 24)  # == predict.stable_doc_id
+    doc_id = (
+        F.coalesce(F.col(pc_.id_column).cast("string"), content_id)
+        if pc_.id_column in df.columns
+        else content_id
+    )
+    cols = [doc_id.alias("doc_id"), text.alias("text")]
+    for name, key in ((pc_.labels_column, "labels"), (pc_.lang_column, "lang")):
+        if name:
+            if name not in df.columns:
+                raise InputError(f"{path}: no column {name!r} (set predict.{key}_column)")
+            cols.append(F.col(name).alias(key))
+    return df.select(*cols)
+
+
+def _partition_fn(cfg_json: str, factory: Callable | None):
+    def predict_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        cfg = PipelineConfig.model_validate_json(cfg_json)
+        predictor = get_predictor(cfg, factory)  # once per Python worker process
+        for batch in batches:
+            for s in range(0, len(batch), cfg.predict.batch_size):
+                part = batch.iloc[s : s + cfg.predict.batch_size]
+                yield predict_batch(
+                    part, predictor, run_id=cfg.predict.run_id, labels=cfg.predict.labels, cfg=cfg
+                )
+
+    return predict_partition
+
+
+def run_spark(
+    cfg: PipelineConfig,
+    spark=None,
+    predictor_factory: Callable | None = None,
+    on_commit: Callable[[PredictSummary, int], None] | None = None,
+) -> PredictSummary:
+    """The Spark job: read, skip done doc_ids, predict slice by slice, one MERGE commit per slice."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.session import get_spark
+
+    t0 = time.perf_counter()
+    spark = spark or get_spark(cfg.spark)
+    out = output_path(cfg)
+    summary = PredictSummary(run_id=cfg.predict.run_id, output=out)
+    docs = read_input(spark, cfg)
+    summary.input_docs = docs.count()
+    unique = docs.dropDuplicates(["doc_id"])
+    n_unique = unique.count()
+    summary.duplicate_ids = summary.input_docs - n_unique
+    if tables.table_exists(out):
+        done = (
+            read_delta(spark, out, backend=cfg.spark.table_backend, schema=schema.PREDICTIONS)
+            .filter(F.col("run_id") == cfg.predict.run_id)
+            .select("doc_id")
+        )
+        todo = unique.join(done, "doc_id", "left_anti")
+    else:
+        todo = unique
+    todo = todo.persist()
+    n_todo = todo.count()
+    summary.skipped_done = n_unique - n_todo
+    n_slices = max(1, math.ceil(n_todo / max(1, cfg.predict.commit_every)))
+    todo = todo.withColumn("_slice", F.pmod(F.xxhash64("doc_id"), F.lit(n_slices)))
+    fn = _partition_fn(cfg.model_dump_json(), predictor_factory)
+    problems: dict[str, int] = {}
+    for k in range(n_slices if n_todo else 0):
+        part = todo.filter(F.col("_slice") == k).drop("_slice").repartition(max(1, cfg.predict.workers))
+        rows = part.mapInPandas(fn, PREDICTIONS_DDL).toArrow()
+        if rows.num_rows == 0:
+            continue
+        rows = rows.select(schema.PREDICTIONS.names).cast(schema.PREDICTIONS)
+        commit_rows(out, rows, cfg)
+        frame = rows.select(["status", "error"]).to_pandas()
+        summary.commits += 1
+        summary.add_rows(frame)
+        count_problems(frame, problems)
+        summary.seconds = time.perf_counter() - t0
+        if on_commit:
+            on_commit(summary, n_todo)
+    todo.unpersist()
+    summary.problems = problems
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,113 @@
+"""LLM family on the tiny offline Llama: prompts, batching, LoRA loading, errors that name the fix."""
+
+import json
+
+import pytest
+
+from b2ner_common.config import ModelConfig
+from b2ner_common.models.base import load_predictor
+from b2ner_common.models.llm import LLMPredictor, detect_lang, resolve_model_dirs
+from b2ner_common.prompts import EN_TEMPLATE, ZH_TEMPLATE
+
+TEXTS = [
+    "Barack Obama visited Paris in June 2015 with the United Nations delegation.",
+    "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。",
+    "The Transformer model was trained on WMT data using PyTorch.",
+]
+
+
+def test_models_llm_detect_lang():
+    assert detect_lang(TEXTS[1]) == "zh"
+    assert detect_lang(TEXTS[0]) == "en"
+    assert detect_lang("iPhone 15 在北京发布") == "zh"
+    assert detect_lang("") == "en"
+
+
+def test_models_llm_prompt_per_text_labels_language_and_parse():
+    seen = []
+
+    def fake_generate(prompts):
+        seen.extend(prompts)
+        answers = {0: " person: Barack Obama; location: Paris", 1: " 人名: 叶老桂", 2: " None"}
+        return [(answers[len(seen) - len(prompts) + i], False) for i in range(len(prompts))]
+
+    pred = LLMPredictor(fake_generate, batch_size=2)
+    out = pred.predict_detailed(TEXTS, [["person", "location"], ["人名"], ["software"]])
+    assert seen[0] == EN_TEMPLATE.format(labels_str="person, location", text=TEXTS[0])
+    assert seen[1] == ZH_TEMPLATE.format(labels_str="人名", text=TEXTS[1])
+    assert [(e.start, e.end, e.label) for e in out[0].entities] == [(0, 12, "person"), (21, 26, "location")]
+    assert [(e.text, e.label) for e in out[1].entities] == [("叶老桂", "人名")]
+    assert out[2].entities == [] and out[2].raw_output == " None"
+
+
+def test_models_llm_tiny_model_batched_equals_one_by_one(tiny_llm_dir):
+    cfg = ModelConfig(family="llm", path=str(tiny_llm_dir), max_new_tokens=12, batch_size=3)
+    pred = load_predictor(cfg)
+    labels = ["person", "location", "organization"]
+    batched = pred.predict_detailed(TEXTS, labels)
+    single = [pred.predict_detailed([t], labels)[0] for t in TEXTS]
+    # Left padding must not change greedy answers.
+    assert [p.raw_output for p in batched] == [p.raw_output for p in single]
+    for text, p in zip(TEXTS, batched, strict=True):
+        assert isinstance(p.raw_output, str)
+        assert all(text[e.start : e.end] == e.text for e in p.entities)
+
+
+def test_models_llm_long_prompt_is_cut_and_flagged(tiny_llm_dir):
+    cfg = ModelConfig(family="llm", path=str(tiny_llm_dir), max_new_tokens=2, max_input_tokens=120)
+    pred = load_predictor(cfg)
+    [p] = pred.predict_detailed([" ".join([TEXTS[0]] * 20)], ["person"])
+    assert p.truncated
+
+
+def test_models_llm_lora_adapter_loads(tiny_llm_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llm_dir)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a non-trivial adapter, so loading it changes the model
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    base_dir, adapter_dir = resolve_model_dirs(str(adapter), str(tiny_llm_dir))
+    assert (base_dir, adapter_dir) == (tiny_llm_dir, adapter)
+    pred = load_predictor(
+        ModelConfig(family="llm", path=str(adapter), base_model=str(tiny_llm_dir), max_new_tokens=6)
+    )
+    assert pred.name.endswith("+adapter")
+    out = pred.predict_detailed(TEXTS[:1], ["person"])
+    assert isinstance(out[0].raw_output, str)
+    # adapter_config names the base: found without model.base_model when it is a local dir.
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(tiny_llm_dir)
+    (adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    assert resolve_model_dirs(str(adapter))[0] == tiny_llm_dir
+
+
+def test_models_llm_missing_files_are_named(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_predictor(ModelConfig(family="llm", path=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="model.path"):
+        load_predictor(ModelConfig(family="llm", path=str(tmp_path / "nope")))
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "meta/llama-hub-id"}))
+    with pytest.raises(FileNotFoundError, match="adapter_model.safetensors"):
+        load_predictor(ModelConfig(family="llm", path=str(adapter)))
+
+
+def test_models_llm_vllm_needs_gpu_package(tiny_llm_dir):
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vllm installed: covered on GPU machines")
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError, match="vllm"):
+        load_predictor(ModelConfig(family="llm", path=str(tiny_llm_dir), backend="vllm"))

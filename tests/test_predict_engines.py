@@ -1,0 +1,114 @@
+"""Batch predict on Spark and Ray: same rows as the local engine; a killed Spark job resumes exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from test_predict_local import LEXICON, cfg_for, make_docs, write_jsonl
+
+from b2ner_common import tables
+from b2ner_common.models.lexicon import LexiconPredictor
+from b2ner_common.predict import read_predictions, run_local
+
+pytestmark = pytest.mark.slow
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from b2ner_common.config import load_config
+    from b2ner_common.models.lexicon import LexiconPredictor
+    from spark_jobs.predict import run_spark
+
+    LEX = json.loads(sys.argv[2])
+
+    def slow_factory():
+        class Slow(LexiconPredictor):
+            def predict(self, texts, labels):
+                time.sleep(0.05 * len(texts))  # slow enough to be killed mid-job
+                return super().predict(texts, labels)
+        return Slow(LEX)
+
+    run_spark(load_config(None, json.loads(sys.argv[1])), predictor_factory=slow_factory)
+    """
+)
+
+
+def _overrides(cfg) -> list[str]:
+    p = cfg.predict
+    return [
+        f"warehouse={cfg.warehouse}",
+        f"predict.input={p.input}",
+        "predict.labels=[person, location]",
+        f"predict.commit_every={p.commit_every}",
+        f"predict.batch_size={p.batch_size}",
+        f"predict.run_id={p.run_id}",
+        "spark.shuffle_partitions=2",
+    ]
+
+
+def _expected(tmp_path, inp):
+    clean = cfg_for(tmp_path / "wh_local", inp)
+    run_local(clean, predictor=LexiconPredictor(LEXICON))
+    return read_predictions(tables.table_path(clean.warehouse, "gold/predictions"))
+
+
+def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
+    from spark_jobs.predict import run_spark
+
+    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(40))
+    expected = _expected(tmp_path, inp)
+    cfg = cfg_for(tmp_path / "wh", inp)
+    out = tables.table_path(cfg.warehouse, "gold/predictions")
+    script = tmp_path / "job.py"
+    script.write_text(KILL_SCRIPT)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), json.dumps(_overrides(cfg)), json.dumps(LEXICON)],
+        env=env,
+        start_new_session=True,  # its own process group: the kill takes the JVM with it
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if tables.table_exists(out):
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    partial = read_predictions(out).num_rows
+    assert 0 < partial < 40  # killed after the first commit, before the last
+    summary = run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON))
+    assert summary.skipped_done == partial and summary.predicted == 40 - partial
+    assert read_predictions(out).equals(expected)
+    # A third run has nothing to do and changes nothing.
+    assert run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON)).predicted == 0
+    assert read_predictions(out).equals(expected)
+
+
+def test_predict_ray_resumes_and_matches_local(tmp_path):
+    from ray_train.predict import run_ray
+
+    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(50))
+    expected = _expected(tmp_path, inp)
+    cfg = cfg_for(tmp_path / "wh", inp)
+    cfg.ray.num_cpus = 2
+    cfg.predict.workers = 1  # one actor + read tasks fit in 2 CPUs
+    out = tables.table_path(cfg.warehouse, "gold/predictions")
+    # A previous attempt committed the first 20 documents, then died.
+    first = cfg.model_copy(deep=True)
+    first.predict.limit = 20
+    run_local(first, predictor=LexiconPredictor(LEXICON))
+    summary = run_ray(cfg, predictor_factory=lambda: LexiconPredictor(LEXICON))
+    assert (summary.skipped_done, summary.predicted) == (20, 30)
+    assert summary.commits == 3
+    assert read_predictions(out).equals(expected)

@@ -1,0 +1,156 @@
+"""Batch predict, local engine: exactly-once rows, kill-and-resume equality, per-row errors, inputs."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from b2ner_common import tables
+from b2ner_common.config import load_config
+from b2ner_common.models.lexicon import LexiconPredictor
+from b2ner_common.predict import InputError, predict_batch, read_documents, read_predictions, run_local
+
+LEXICON = {"person": ["Barack Obama", "Angela Merkel", "叶老桂"], "location": ["Paris", "Berlin", "北京"]}
+SENTENCES = [
+    "Barack Obama visited Paris in June.",
+    "Angela Merkel stayed in Berlin for a week.",
+    "叶老桂博士在北京见面了。",
+    "Nobody else was there.",
+]
+
+
+def make_docs(n: int) -> list[dict]:
+    return [{"doc_id": f"d{i:04d}", "text": f"{SENTENCES[i % 4]} (#{i})"} for i in range(n)]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def cfg_for(warehouse, inp, **over):
+    base = {
+        "warehouse": str(warehouse),
+        "predict.input": str(inp),
+        "predict.engine": "local",
+        "predict.labels": "[person, location]",
+        "predict.commit_every": 10,
+        "predict.batch_size": 4,
+        "predict.run_id": "r1",
+    }
+    base.update(over)
+    return load_config(None, [f"{k}={v}" for k, v in base.items()])
+
+
+class DiesAfter:
+    """A predictor that dies like a killed worker (SystemExit is not an Exception) after `n` documents."""
+
+    def __init__(self, n):
+        self.inner = LexiconPredictor(LEXICON)
+        self.name = self.inner.name
+        self.left = n
+
+    def predict(self, texts, labels):
+        self.left -= len(texts)
+        if self.left < 0:
+            raise SystemExit(9)
+        return self.inner.predict(texts, labels)
+
+
+def test_predict_local_rows_and_idempotent_rerun(tmp_path):
+    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(35))
+    cfg = cfg_for(tmp_path / "wh", inp)
+    s = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    assert (s.input_docs, s.predicted, s.ok, s.errors, s.commits) == (35, 35, 35, 0, 4)
+    rows = read_predictions(tables.table_path(cfg.warehouse, "gold/predictions"), "r1").to_pylist()
+    assert len(rows) == 35
+    d0 = rows[0]
+    assert [(e["start"], e["end"], e["label"], e["text"]) for e in d0["entities"]] == [
+        (0, 12, "person", "Barack Obama"),
+        (21, 26, "location", "Paris"),
+    ]
+    s2 = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    assert (s2.skipped_done, s2.predicted, s2.commits) == (35, 0, 0)
+    assert read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).num_rows == 35
+
+
+def test_predict_local_kill_and_resume_equals_uninterrupted(tmp_path):
+    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(47))
+    clean = cfg_for(tmp_path / "wh_clean", inp)
+    run_local(clean, predictor=LexiconPredictor(LEXICON))
+    expected = read_predictions(tables.table_path(clean.warehouse, "gold/predictions"))
+
+    cfg = cfg_for(tmp_path / "wh", inp)
+    out = tables.table_path(cfg.warehouse, "gold/predictions")
+    with pytest.raises(SystemExit):
+        run_local(cfg, predictor=DiesAfter(25))  # dies inside the third commit slice
+    assert read_predictions(out).num_rows == 20  # two commits of 10 survived, nothing partial
+    resumed = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    assert (resumed.skipped_done, resumed.predicted) == (20, 27)
+    assert read_predictions(out).equals(expected)
+
+
+def test_predict_local_per_row_errors_are_rows(tmp_path):
+    class Fragile(LexiconPredictor):
+        def predict(self, texts, labels):
+            if any("BOOM" in t for t in texts):
+                raise RuntimeError("cannot handle BOOM")
+            return super().predict(texts, labels)
+
+    rows = make_docs(6) + [{"doc_id": "bad", "text": "BOOM Paris"}, {"doc_id": "null", "text": None}]
+    cfg = cfg_for(tmp_path / "wh", write_jsonl(tmp_path / "d.jsonl", rows))
+    s = run_local(cfg, predictor=Fragile(LEXICON))
+    got = {
+        r["doc_id"]: r
+        for r in read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
+    }
+    assert s.predicted == 8 and s.errors == 2 and s.ok == 6
+    assert got["bad"]["status"] == "error: RuntimeError" and "BOOM" in got["bad"]["error"]
+    assert got["null"]["status"] == "error: no text"
+    assert got["d0000"]["status"] == "ok" and len(got["d0000"]["entities"]) == 2
+
+
+def test_predict_local_parquet_delta_inputs_labels_column_and_derived_ids(tmp_path):
+    docs = make_docs(5)
+    for i, d in enumerate(docs):
+        d["labels"] = "location" if i % 2 else ["person"]
+    docs[1]["labels"] = "location"
+    t = pa.Table.from_pylist(
+        [
+            {
+                "text": d["text"],
+                "labels": d["labels"] if isinstance(d["labels"], str) else ",".join(d["labels"]),
+            }
+            for d in docs
+        ]
+    )
+    pq.write_table(t, tmp_path / "docs.parquet")
+    cfg = cfg_for(tmp_path / "wh", tmp_path / "docs.parquet", **{"predict.labels_column": "labels"})
+    a = read_documents(cfg)
+    assert a["doc_id"].to_pylist() == read_documents(cfg)["doc_id"].to_pylist()  # stable without an id column
+    assert len(set(a["doc_id"].to_pylist())) == 5
+    tables.write_table(str(tmp_path / "delta_in"), t)
+    cfg_delta = cfg_for(tmp_path / "wh", tmp_path / "delta_in", **{"predict.labels_column": "labels"})
+    assert read_documents(cfg_delta).equals(a)
+    run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    rows = read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
+    by_text = {r["doc_id"]: {e["label"] for e in r["entities"]} for r in rows}
+    ids = a["doc_id"].to_pylist()
+    assert by_text[ids[0]] == {"person"} and by_text[ids[1]] == {"location"}
+
+
+def test_predict_local_input_errors_name_the_fix(tmp_path):
+    inp = write_jsonl(tmp_path / "d.jsonl", [{"body": "x"}])
+    with pytest.raises(InputError, match="text_column"):
+        read_documents(cfg_for(tmp_path, inp))
+    with pytest.raises(InputError, match="does not exist"):
+        read_documents(cfg_for(tmp_path, tmp_path / "missing.jsonl"))
+
+
+def test_predict_batch_without_labels_is_an_error_row(tmp_path):
+    import pandas as pd
+
+    cfg = cfg_for(tmp_path, tmp_path / "x.jsonl", **{"predict.labels": "[]"})
+    out = predict_batch(pd.DataFrame(make_docs(2)), LexiconPredictor(LEXICON), run_id="r", labels=[], cfg=cfg)
+    assert out["status"].tolist() == ["error: no labels"] * 2
