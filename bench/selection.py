@@ -8,29 +8,24 @@ Spark's JVM and Python workers included) of:
 - engine spark: the real `spark_jobs.select.run_select` job on a temporary warehouse (tables written
   first, not timed).
 
-    .venv/bin/python bench/select.py --n 1400000              # the target: <= 10 min
-    .venv/bin/python bench/select.py --n 200000 --engine spark
-Writes bench/results/select.json (one entry per configuration, appended by key).
+    .venv/bin/python bench/selection.py --n 1400000              # the target: <= 10 min
+    .venv/bin/python bench/selection.py --n 200000 --engine spark
+Writes bench/results/selection.json (one entry per configuration, appended by key).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-# This file is named like the stdlib `select` module: drop its folder from the import path before anything
-# (pyarrow -> socket -> selectors) imports `select`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -227,7 +222,7 @@ def main() -> None:
     print(f"{'metric':<22} value")
     for k, v in row.items():
         print(f"{k:<22} {v}")
-    out = ROOT / "bench" / "results" / "select.json"
+    out = ROOT / "bench" / "results" / "selection.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.is_file() else {}
     key = f"{args.engine}-{args.strategy}{'-compare' if args.compare else ''}-n{row['n']}"
