@@ -1,0 +1,159 @@
+"""Span-encoder family: word segments, valid offsets, zero-shot labels, save/load, and training on real data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from b2ner_common.config import ModelConfig
+from b2ner_common.models.base import load_predictor
+from b2ner_common.models.span_encoder import (
+    SpanEncoderSettings,
+    build_span_encoder,
+    load_span_encoder,
+    save_span_encoder,
+)
+from b2ner_common.models.span_encoder_features import align_entities, segment_texts
+from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows, sample_labels
+
+TEXTS = [
+    "Barack Obama visited Paris in June 2015 with the U.S. delegation.",
+    "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。",
+    "  Leading   spaces, tabs\tand   a café in Zürich (Switzerland)!  ",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def model(minilm_path):
+    torch.manual_seed(0)
+    return build_span_encoder(str(minilm_path), SpanEncoderSettings(max_width=6, max_tokens=24))
+
+
+def _check_offsets(texts, preds, labels):
+    for text, ents in zip(texts, preds, strict=True):
+        covered = set()
+        for e in ents:
+            assert 0 <= e.start < e.end <= len(text)
+            assert text[e.start : e.end] == e.text
+            assert e.label in labels
+            assert 0.0 <= e.score <= 1.0
+            span = set(range(e.start, e.end))
+            assert not (span & covered), "decoded spans overlap"
+            covered |= span
+
+
+def test_segments_are_word_aligned_and_cover_long_texts(model):
+    long_text = " ".join(f"word{i} Paris" for i in range(60))
+    segs = segment_texts(model.tokenizer, [long_text, TEXTS[1], ""], max_tokens=24)
+    assert len(segs[0]) > 1 and segs[2] == []
+    assert all(len(s.token_ids) <= 24 for s in segs[0])
+    words = [long_text[a:b] for s in segs[0] for a, b in s.word_spans]
+    assert words == long_text.split()  # every word exactly once, in order, across segments
+    assert [TEXTS[1][a:b] for s in segs[1] for a, b in s.word_spans] == list(TEXTS[1])  # CJK: a char a word
+
+
+def test_align_entities_counts_what_it_cannot_place(model):
+    text = "Barack Obama visited Paris."
+    (seg,) = segment_texts(model.tokenizer, [text], 64)[0]
+    ents = [(0, 12, "person"), (21, 26, "location"), (1, 6, "person"), (0, 26, "long")]
+    aligned, skipped = align_entities(seg, ents, max_width=3)
+    assert aligned == [(0, 1, "person"), (3, 3, "location")]
+    assert skipped == 2  # "arack" is not on a word boundary; the 4-word span is wider than 3
+
+
+def test_predictions_have_valid_offsets_for_any_labels(model):
+    # threshold 0 makes the untrained model emit many spans: decoding and offsets are what is tested.
+    labels = ["person", "programming language", "地址"]
+    preds = model.predict(TEXTS, labels, batch_size=2, threshold=0.0)
+    assert len(preds) == len(TEXTS) and preds[3] == []
+    assert all(preds[i] for i in range(3))
+    _check_offsets(TEXTS, preds, labels)
+
+
+def test_zero_shot_label_sets_per_text_and_with_definitions(minilm_path):
+    m = build_span_encoder(str(minilm_path), SpanEncoderSettings(use_definitions=True))
+    per_text = [{"musical instrument": "an object played to make music"}, ["cuisine", "dish"], {"公司": ""}]
+    preds = m.predict(TEXTS[:3], per_text, threshold=0.0)
+    for ents, ls in zip(preds, per_text, strict=True):
+        assert ents and {e.label for e in ents} <= set(ls)
+    with pytest.raises(ValueError, match="label sets"):
+        m.predict(TEXTS[:3], [["a"], ["b"]])
+
+
+def test_save_load_round_trip_gives_identical_predictions(model, tmp_path):
+    out = save_span_encoder(model, tmp_path / "se")
+    again = load_span_encoder(out)
+    # An untrained model scores ~sigmoid(-4): a low threshold gives many spans to compare.
+    a = model.predict(TEXTS, ["person", "city"], threshold=0.01)
+    b = again.predict(TEXTS, ["person", "city"], threshold=0.01)
+    assert a == b and sum(map(len, a)) > 0
+    cfg = ModelConfig(family="span-encoder", path=str(out))
+    cfg.span.threshold = 0.01
+    assert load_predictor(cfg).predict(TEXTS, ["person", "city"]) == a
+
+
+def test_sample_labels_keeps_gold_consistent_with_shown_labels(model):
+    import random
+
+    (seg,) = segment_texts(model.tokenizer, ["Barack Obama visited Paris ."], 64)[0]
+    seg.gold = [(0, 1, "person"), (3, 3, "location")]
+    seg.labels = ["person", "location", "organization", "date"]
+    opts = SpanTrainOptions(max_labels=4, pool_negatives=1, drop_positive=0.5)
+    rng = random.Random(1)
+    for _ in range(50):
+        shown, gold = sample_labels(seg, ["city", "person", "animal", "food"], opts, rng)
+        assert len(shown) <= 4 and len(set(shown)) == len(shown)
+        assert all(g[2] in shown for g in gold)
+        assert {g[2] for g in seg.gold if g[2] in shown} == {g[2] for g in gold}
+
+
+def _conll_rows(corpora_dir, n):
+    from b2ner_common.catalog import load_catalog
+    from b2ner_common.ingest import ingest_tasks
+
+    tasks = [t for t in load_catalog().tasks(corpora_dir, ["conll2003"]) if t.split == "train"]
+    samples = [s for s in ingest_tasks(tasks).samples if s.entities][:n]
+    names = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
+    return [
+        {
+            "dataset": "conll2003",
+            "text": s.text,
+            "entities": [
+                {"start": e.start, "end": e.end, "label": e.label, "type": names[e.label]} for e in s.entities
+            ],
+            "label_set": sorted(names.values()),
+        }
+        for s in samples
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.corpora
+def test_training_on_real_sample_lowers_loss_and_fits_its_data(corpora_dir, minilm_path, tmp_path):
+    torch.set_num_threads(2)
+    rows = _conll_rows(corpora_dir, 160)
+    m = build_span_encoder(str(minilm_path))
+    examples, stats = examples_from_rows(rows, m)
+    assert stats.aligned == stats.entities > 0  # CoNLL entities are whole tokens: all placed
+    trainer = SpanTrainer(m, examples, SpanTrainOptions(batch_size=16, steps=80, lr_encoder=1e-4, seed=0))
+    res = trainer.fit()
+    assert res["last_loss"] < 0.5 * res["first_loss"]
+
+    texts = [r["text"] for r in rows]
+    preds = m.predict(texts, sorted({e["type"] for r in rows for e in r["entities"]}))
+    gold = {(i, e["start"], e["end"], e["type"]) for i, r in enumerate(rows) for e in r["entities"]}
+    pred = {(i, e.start, e.end, e.label) for i, p in enumerate(preds) for e in p}
+    tp = len(gold & pred)
+    f1 = 2 * tp / (len(gold) + len(pred))
+    assert f1 > 0.3, f"span F1 on its own training data {f1:.2f}"
+    _check_offsets(texts, preds, {"person", "location", "organization", "miscellaneous"})
+
+    # Resume: a trainer restored from a state dict continues at the same step with the same batches.
+    state = trainer.state_dict()
+    save_span_encoder(m, tmp_path / "ckpt")
+    m2 = load_span_encoder(tmp_path / "ckpt")
+    t2 = SpanTrainer(m2, examples_from_rows(rows, m2)[0], SpanTrainOptions(batch_size=16, steps=80, seed=0))
+    t2.load_state_dict(state)
+    assert t2.step == trainer.step == 80
+    assert next(t2._batches()) == next(trainer._batches())
