@@ -60,7 +60,7 @@ def _expected(tmp_path, inp):
 def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
     from spark_jobs.predict import run_spark
 
-    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(40))
+    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(30))
     expected = _expected(tmp_path, inp)
     cfg = cfg_for(tmp_path / "wh", inp)
     out = tables.table_path(cfg.warehouse, "gold/predictions")
@@ -86,9 +86,9 @@ def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     partial = read_predictions(out).num_rows
-    assert 0 < partial < 40  # killed after the first commit, before the last
+    assert 0 < partial < 30  # killed after the first commit, before the last
     summary = run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON))
-    assert summary.skipped_done == partial and summary.predicted == 40 - partial
+    assert summary.skipped_done == partial and summary.predicted == 30 - partial
     assert read_predictions(out).equals(expected)
     # A third run has nothing to do and changes nothing.
     assert run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON)).predicted == 0
