@@ -15,7 +15,6 @@ from b2ner_common.evaluate import (
     evaluate_predictor,
     gold_from_rows,
     score_b2ner_predictions,
-    write_report,
 )
 from b2ner_common.models.lexicon import LexiconPredictor
 from b2ner_common.schema import SILVER_SAMPLES
@@ -154,14 +153,23 @@ def test_evaluate_bad_prediction_file_names_line(tmp_path):
 
 def test_evaluate_report_and_cli(tmp_path):
     f0 = write_b2ner_file(tmp_path / "s0.jsonl", "algorithm: svm")
-    res = score_b2ner_predictions([f0], name="ours")
-    paths = write_report([res], tmp_path / "rep")
-    md = paths["markdown"].read_text()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(f0),
+                "--report-dir",
+                str(tmp_path / "rep"),
+                "evaluate.name=ours",
+            ]
+        )
+        == 0
+    )
+    md = (tmp_path / "rep" / "report.md").read_text()
     assert "| B2NER | 72.1 |" in md and "**ours**" in md and "(2 of 7 sets)" in md
     assert len(PUBLISHED_EN_AVG) == 7 and all(f"| {m} |" in md for m in PUBLISHED_EN_AVG)
-    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["evaluate", "--predictions", str(f0), "--report-dir", str(tmp_path / "cli")]) == 0
-    assert (tmp_path / "cli" / "report.md").is_file()
+    assert (tmp_path / "rep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["evaluate", "--report-dir", str(tmp_path / "cli2")]) == 2  # nothing to evaluate
 
 
