@@ -211,7 +211,7 @@ def predict_batch(
     rows: list[dict | None] = [None] * n
     todo = []
     for i in range(n):
-        if texts[i] is None or (isinstance(texts[i], float) and pd.isna(texts[i])):
+        if not isinstance(texts[i], str):  # None, NaN or pd.NA, depending on the pandas string dtype
             rows[i] = _error_row(run_id, ids[i], model_name, "error: no text", "text is null")
         elif not label_sets[i]:
             rows[i] = _error_row(

@@ -3,11 +3,12 @@
 Engines on the same inputs: `in-process` (predict_documents over batches, no tables: the predictor's own
 cost), `local` (the local engine: + input read, resume check, Delta MERGE commits), `spark` (mapInPandas,
 one commit per slice) and `ray` (Ray Data actors, streamed commits). Scales 1x and 10x. Predictors: the
-lexicon matcher (cheap: the numbers are engine overhead) and the tiny random Llama (generation-bound).
+lexicon matcher (cheap: the numbers are engine overhead), the tiny random Llama (generation-bound) and the
+span encoder (MiniLM-based, untrained weights: same compute as a trained model).
 Engine start-up (SparkSession, ray.init, a first warm-up job) is measured apart and not counted in docs/s;
 model loading is excluded for in-process/local and included for Spark/Ray (each worker loads its model).
 
-    .venv/bin/python bench/predict.py [--docs 200] [--llm-docs 16] [--engines in-process,local,spark,ray]
+    .venv/bin/python bench/predict.py [--docs 200] [--llm-docs 16] [--span-docs 32] [--engines in-process,local,spark,ray]
 
 Prints a table and writes bench/results/predict.json.
 """
@@ -73,6 +74,14 @@ def make_llm_factory(model_dir: str):
     return llm_factory
 
 
+def span_factory():
+    from b2ner_common.config import ModelConfig
+    from b2ner_common.models.span_encoder import load_span_encoder_predictor
+
+    # Untrained span encoder over the packaged MiniLM: same compute as a trained one (throughput only).
+    return load_span_encoder_predictor(ModelConfig(family="span-encoder"))
+
+
 def run_engine(engine: str, inp: Path, n: int, factory, workdir: Path, spark=None) -> dict:
     from b2ner_common.chunking import predict_documents
     from b2ner_common.config import load_config
@@ -120,6 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=200, help="1x input size for the lexicon predictor")
     ap.add_argument("--llm-docs", type=int, default=16, help="1x input size for the tiny LLM (0 = skip)")
+    ap.add_argument("--span-docs", type=int, default=32, help="1x input size for the span encoder (0 = skip)")
     ap.add_argument("--engines", default="in-process,local,spark,ray")
     args = ap.parse_args()
     engines = args.engines.split(",")
@@ -153,6 +163,8 @@ def main() -> None:
 
             llm_dir = build_tiny_llm(work / "tiny_llm")
             predictors.append(("tiny-llm", make_llm_factory(str(llm_dir)), args.llm_docs))
+        if args.span_docs:
+            predictors.append(("span-enc", span_factory, args.span_docs))
         for pname, factory, base in predictors:
             for scale in (1, 10):
                 n = base * scale
