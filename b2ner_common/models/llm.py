@@ -9,6 +9,7 @@ prompt; the answer is parsed to character offsets by `b2ner_common.parsing`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,16 +26,14 @@ _WEIGHT_FILES = (
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[^\W\d_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
 def detect_lang(text: str) -> str:
-    """ "zh" when CJK characters make up at least half of the letters of `text`, else "en"."""
-    cjk = latin = 0
-    for c in text:
-        o = ord(c)
-        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
-            cjk += 1
-        elif c.isalpha():
-            latin += 1
-    return "zh" if cjk and cjk >= latin else "en"
+    """ "zh" when CJK characters are at least as many as Latin-script words (a CJK character ~ a word)."""
+    cjk = len(_CJK.findall(text))
+    return "zh" if cjk and cjk >= len(_LATIN_WORD.findall(text)) else "en"
 
 
 def check_model_dir(path: str | Path, *, adapter: bool = False) -> Path:
