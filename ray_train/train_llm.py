@@ -60,7 +60,10 @@ def training_dataset(cfg: PipelineConfig):
     ids = pc.unique(sel["sample_id"])
     cols = ["sample_id", "dataset", "lang", "text", "entities", "label_set"]
     ds = ray.data.read_parquet(tables.table_files(silver_path), columns=cols)
-    return ds.map_batches(_keep_selected, fn_kwargs={"ids": ids}, batch_format="pyarrow"), sel.num_rows
+    ds = ds.map_batches(_keep_selected, fn_kwargs={"ids": ids}, batch_format="pyarrow")
+    # Materialize on the driver: the selected set is small, and once the training workers hold every
+    # CPU of a small cluster no read task could be scheduled any more (a deadlock on a 2-CPU machine).
+    return ds.materialize(), sel.num_rows
 
 
 def eval_rows(cfg: PipelineConfig) -> list[dict]:
@@ -121,8 +124,7 @@ def deepspeed_config(
 # ------------------------------------------------------------------------------------ train loop
 
 
-def _maybe_fail(step: int, rank: int, world: int) -> None:
-    spec = os.environ.get(FAIL_ENV, "")
+def _maybe_fail(spec: str, step: int, rank: int, world: int) -> None:
     if not spec or rank != world - 1:
         return
     marker, _, at = spec.rpartition(":")
@@ -275,7 +277,7 @@ def train_loop(config: dict[str, Any]) -> None:
         stats=stats,
     )
     for step, epoch, plan in steps:
-        _maybe_fail(step, rank, world)
+        _maybe_fail(config.get("fail_once", ""), step, rank, world)
         loss_share = train_step(backend, plan, world)
         loss, tokens, examples = _all_reduce_sum([loss_share, plan.tokens, plan.examples])
         state["tokens"] += int(tokens)
@@ -287,7 +289,13 @@ def train_loop(config: dict[str, Any]) -> None:
         )
         done = step + 1
         end_of_epoch = done % spe == 0 or done == total
-        metrics = {"step": done, "epoch": epoch + (done % spe or spe) / spe, "loss": loss, "lr": backend.lr()}
+        metrics = {
+            "step": done,
+            "epoch": epoch + (done % spe or spe) / spe,
+            "loss": loss,
+            "lr": backend.lr(),
+            "resumed_from": start,
+        }
         if end_of_epoch and config["eval_rows"] and not (llm.deepspeed and _zero_stage(backend) == 3):
             if rank == 0:
                 from b2ner_common.sft_eval import evaluate_rows
@@ -362,6 +370,7 @@ def train_llm(cfg: PipelineConfig) -> dict[str, Any]:
             "run_dir": rdir,
             "tracking_uri": tracking_uri(tc),
             "eval_rows": eval_rows(cfg),
+            "fail_once": os.environ.get(FAIL_ENV, ""),
         },
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
         run_config=make_run_config(

@@ -107,3 +107,53 @@ def build_tiny_llm(out_dir: Path, seed: int = 0) -> Path:
 def tiny_llm_dir(tmp_path_factory) -> Path:
     """Directory of a tiny random Llama + tokenizer, loadable with from_pretrained like a user's model."""
     return build_tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
+
+
+CONLL_TYPES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
+
+
+def build_sft_warehouse(warehouse: Path, corpora: Path, n: int = 300, run: str = "default") -> Path:
+    """silver/samples + gold/selection with the first `n` CoNLL-2003 train sentences (a TRAIN POOL corpus).
+
+    Types are the obvious universal names for the four CoNLL labels; every sentence is "selected".
+    """
+    import itertools
+
+    import pyarrow as pa
+
+    from b2ner_common import tables
+    from b2ner_common.readers.base import ReadSpec
+    from b2ner_common.readers.token_lines import ConllOptions, read_conll
+    from b2ner_common.schema import SELECTION, SILVER_SAMPLES, Sample, sample_to_row
+
+    spec = ReadSpec("conll2003", "train", "en", "conll2003/eng.train", ConllOptions(scheme="iob1"))
+    with open(corpora / "conll2003" / "eng.train", encoding="utf-8") as f:
+        samples = [s for s in read_conll(itertools.islice(f, 6000), spec) if isinstance(s, Sample)][:n]
+    rows = []
+    for s in samples:
+        row = sample_to_row(s)
+        row["entities"] = [{**e, "type": CONLL_TYPES[e["label"]]} for e in row["entities"]]
+        row["label_set"] = list(CONLL_TYPES.values())
+        rows.append(row)
+    tables.write_table(
+        tables.table_path(warehouse, "silver/samples"), pa.Table.from_pylist(rows, SILVER_SAMPLES)
+    )
+    sel = [
+        {
+            "sample_id": r["sample_id"],
+            "dataset": r["dataset"],
+            "stage": "semantic",
+            "category": "",
+            "cluster": 0,
+            "selection_run": run,
+        }
+        for r in rows
+    ]
+    tables.write_table(tables.table_path(warehouse, "gold/selection"), pa.Table.from_pylist(sel, SELECTION))
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def sft_warehouse(tmp_path_factory, corpora_dir) -> Path:
+    """A warehouse holding 300 selected CoNLL-2003 train sentences for LLM SFT tests."""
+    return build_sft_warehouse(tmp_path_factory.mktemp("sft_wh"), corpora_dir)
