@@ -56,6 +56,10 @@ class TaxonomyConfig(Section):
     version: str = "v1"  # versioned taxonomy + mapping files shipped in b2ner_common/taxonomy/data
     mappings: list[str] = Field(default_factory=list)  # extra mapping YAML files for your own datasets
     conflict_examples: int = 3  # examples kept per conflict row
+    engine: Literal["spark", "local"] = "spark"  # "local": the same core functions in one process, no JVM
+    min_self_ratio: float = Field(0.5, ge=0.0, le=1.0)  # conflicts: drop strings a dataset itself rarely tags
+    min_mention_chars: int = Field(2, ge=1)  # conflicts: shorter mentions are not screened
+    report_dir: str = "reports/taxonomy"  # `b2ner taxonomy report` writes report.md + heatmap PNG here
 
 
 class SelectConfig(Section):

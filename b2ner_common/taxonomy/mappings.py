@@ -31,6 +31,7 @@ from b2ner_common.schema import Entity, Sample
 from b2ner_common.taxonomy.model import Taxonomy, TaxonomyError, load_taxonomy, taxonomy_dir, validate_types
 
 ROLES = ("train-pool", "ood-dev", "external")
+BRONZE_COLUMNS = ("sample_id", "dataset", "split", "lang", "text", "entities", "source", "repairs")
 LANGS = ("en", "zh", "multi")
 
 
@@ -248,13 +249,54 @@ def map_rows(
 def map_table(
     table, mappings: Mapping[str, DatasetMapping], label_sets: Mapping[str, list[str]] | None = None
 ):
-    """Arrow bronze/samples table (or record batch) -> silver/samples table (schema.SILVER_SAMPLES)."""
+    """Arrow bronze/samples table (or record batch) -> silver/samples table (schema.SILVER_SAMPLES).
+
+    Vectorized: entity types come from one (dataset, label) -> type lookup over the flattened
+    entities. `label_sets` overrides a dataset's label set (default: all types of its mapping).
+    Raises UnmappedLabelError for the first unmapped (dataset, label), TaxonomyError for a dataset
+    without mapping.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    from b2ner_common.schema import SILVER_SAMPLES
+    from b2ner_common.schema import ENTITY_TYPE, SILVER_SAMPLES
 
-    rows = map_rows(table.to_pylist(), mappings, label_sets or {})
-    return pa.Table.from_pylist(rows, schema=SILVER_SAMPLES)
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    table = table.select(BRONZE_COLUMNS).cast(pa.schema([SILVER_SAMPLES.field(c) for c in BRONZE_COLUMNS]))
+    table = table.combine_chunks()
+    datasets = table["dataset"].to_pylist() if table.num_rows else []
+    names = list(dict.fromkeys(datasets))
+    maps = {d: find_mapping(mappings, d) for d in names}
+    sets = label_sets or {}
+    set_values = pa.array([list(sets.get(d, maps[d].types())) for d in names], pa.list_(pa.string()))
+    row_set = pc.take(set_values, pc.index_in(table["dataset"], pa.array(names, pa.string())))
+
+    ents = table["entities"].chunk(0) if table["entities"].num_chunks else pa.array([], pa.list_(ENTITY_TYPE))
+    flat = ents.flatten()
+    keys = [f"{d}\x1f{raw}" for d in names for raw in maps[d].labels]
+    types = [maps[d].labels[raw].type or "" for d in names for raw in maps[d].labels]
+    ent_ds = pc.take(
+        table["dataset"].chunk(0) if table.num_rows else pa.array([], pa.string()),
+        pc.list_parent_indices(ents),
+    )
+    ent_keys = pc.binary_join_element_wise(ent_ds, flat.field("label"), "\x1f")
+    pos = pc.index_in(ent_keys, pa.array(keys, pa.string()))
+    if pos.null_count:
+        bad = pc.filter(ent_keys, pc.is_null(pos))[0].as_py()
+        d, raw = bad.split("\x1f", 1)
+        raise UnmappedLabelError(d, raw, maps[d].path)
+    new_types = pc.take(pa.array(types, pa.string()), pos)
+    struct = pa.StructArray.from_arrays(
+        [flat.field("start"), flat.field("end"), flat.field("label"), flat.field("text"), new_types],
+        fields=list(ENTITY_TYPE),
+    )
+    offsets = pc.subtract(ents.offsets, ents.offsets[0])  # a sliced input need not start at 0
+    new_ents = pa.ListArray.from_arrays(offsets, struct, mask=ents.is_null() if ents.null_count else None)
+    cols = {c: table[c] for c in BRONZE_COLUMNS}
+    cols["entities"] = new_ents
+    cols["label_set"] = row_set
+    return pa.table(cols, schema=SILVER_SAMPLES)
 
 
 def label_names_for(
