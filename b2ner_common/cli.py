@@ -44,8 +44,9 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except (ConfigError, UsageError, FileNotFoundError) as e:
         console.print(f"error: {e}", style="bold red", highlight=False, markup=False)
         return 2
