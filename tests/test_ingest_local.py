@@ -146,3 +146,26 @@ def test_ingest_cli_exit_codes(warehouse: Path, sample_catalog: Path, capsys):
     assert (
         main(["ingest", "--corpora", "/no/such/dir", "--engine", "local", "--warehouse", str(warehouse)]) == 2
     )
+
+
+def test_ingest_run_pipeline_falls_back_to_generated_corpus(tmp_path: Path, monkeypatch):
+    from b2ner_common.commands.ingest import wide_console
+    from b2ner_common.commands.run import run_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["ingest.corpora=/no/such/corpora", "ingest.engine=local", "warehouse=wh"])
+    results = run_pipeline(cfg, wide_console())
+    report = results["ingest"]
+    assert report.problems == [] and report.records > 0
+    assert (tmp_path / "sample_corpus" / "catalog.yaml").is_file()
+    assert tables.read_table(tables.table_path(tmp_path / "wh", "bronze/samples")).num_rows == sum(
+        report.reconciliation["accepted"].to_pylist()
+    )
+
+
+def test_ingest_sample_corpus_is_deterministic(tmp_path: Path):
+    a = write_sample_corpus(tmp_path / "a", n=30).parent
+    b = write_sample_corpus(tmp_path / "b", n=30).parent
+    files = sorted(p.name for p in a.iterdir())
+    assert len(files) == 6
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
