@@ -7,11 +7,13 @@ import pytest
 
 from b2ner_common.selection import (
     OOD_DEV_DATASETS,
+    catalog_roles,
     clean,
     contaminated_mask,
     eval_datasets,
     exact_duplicate_mask,
     near_duplicate_mask,
+    never_train,
     normalize_text,
     text_hash,
 )
@@ -120,10 +122,14 @@ def test_dedup_contamination_and_clean_counts():
 
 def test_dedup_eval_datasets_default_and_explicit():
     assert eval_datasets(["wnut17", "mit_movie", "wnut17"]) == ["mit_movie", "wnut17"]
-    default = eval_datasets()  # the catalog's ood_dev role when present, else the built-in list
-    assert "crossner_ai" in default and "mit_restaurant" in default
-    assert not {"conll2003", "wnut17", "msra"} & set(default)
-    assert set(default) <= set(OOD_DEV_DATASETS) | {"crossner_conll2003"}
+    assert eval_datasets() == sorted(OOD_DEV_DATASETS)
+    roles = catalog_roles()  # the ingest catalog: its ood_dev role decides
+    assert eval_datasets(None, roles) == sorted(d for d, r in roles.items() if r == "ood_dev")
+    assert set(eval_datasets(None, roles)) == set(OOD_DEV_DATASETS)
+    assert eval_datasets(None, {"my_eval": "ood_dev", "conll2003": "train_pool"}) == ["my_eval"]
+    # Duplicates (crossner_conll2003) and OOD-DEV corpora are never selection candidates.
+    assert {"crossner_conll2003", "crossner_ai", "weibo"} <= set(never_train(roles))
+    assert "conll2003" not in never_train(roles)
 
 
 @pytest.mark.parametrize("threshold", [1.01])

@@ -10,11 +10,13 @@ Public API:
 
 from b2ner_common.selection.dedup import (
     OOD_DEV_DATASETS,
+    catalog_roles,
     clean,
     contaminated_mask,
     eval_datasets,
     exact_duplicate_mask,
     near_duplicate_mask,
+    never_train,
     normalize_text,
     text_hash,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "STRATEGIES",
     "SelectParams",
     "category_quotas",
+    "catalog_roles",
     "clean",
     "contaminated_mask",
     "coverage",
@@ -44,6 +47,7 @@ __all__ = [
     "kcenter_select",
     "kmeans_select",
     "near_duplicate_mask",
+    "never_train",
     "normalize_text",
     "read_selection",
     "select_dataset",

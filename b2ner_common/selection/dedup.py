@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -49,22 +49,30 @@ def text_hashes(texts: Iterable[str]) -> np.ndarray:
     return np.array([text_hash(t) for t in texts], dtype=object)
 
 
-def eval_datasets(names: Collection[str] | None = None) -> list[str]:
-    """Evaluation datasets for decontamination: `names` if given, else the catalog's ood_dev role, else the
-    built-in OOD-DEV list."""
+def catalog_roles(catalogs: Collection[str] = ()) -> dict[str, str]:
+    """dataset -> role (train_pool, ood_dev, duplicate) from the ingest catalog (built-in + `catalogs`);
+    empty when no catalog can be loaded (then the built-in OOD-DEV list applies)."""
+    try:
+        from b2ner_common.catalog import load_catalog
+    except ImportError:
+        return {}
+    return load_catalog(list(catalogs)).roles()
+
+
+def eval_datasets(names: Collection[str] | None = None, roles: Mapping[str, str] | None = None) -> list[str]:
+    """Evaluation datasets for decontamination: `names` if given, else the datasets whose catalog role is
+    ood_dev, else the built-in OOD-DEV list."""
     if names:
         return sorted(set(names))
-    try:  # the ingest catalog (when present) says which datasets are evaluation-only
-        from b2ner_common import catalog  # type: ignore[attr-defined]
+    found = sorted(d for d, role in (roles or {}).items() if role == "ood_dev")
+    return found or sorted(OOD_DEV_DATASETS)
 
-        roles = getattr(catalog, "dataset_roles", None)
-        if callable(roles):
-            found = sorted(d for d, role in roles().items() if role == "ood_dev")
-            if found:
-                return found
-    except ImportError:
-        pass
-    return sorted(OOD_DEV_DATASETS)
+
+def never_train(roles: Mapping[str, str] | None = None) -> list[str]:
+    """Datasets that are never selection candidates: OOD-DEV (evaluation only) and catalog duplicates
+    (e.g. crossner_conll2003, a relabelled copy of conll2003)."""
+    roles = roles or {}
+    return sorted(set(OOD_DEV_DATASETS) | {d for d, r in roles.items() if r in ("ood_dev", "duplicate")})
 
 
 def contaminated_mask(hashes: np.ndarray, eval_hashes: Collection[str]) -> np.ndarray:
