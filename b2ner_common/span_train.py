@@ -53,15 +53,22 @@ class ExampleStats:
 
 
 def examples_from_rows(
-    rows: Iterable[dict], model: SpanEncoder, label_field: str = "type"
+    rows: Iterable[dict],
+    model: SpanEncoder,
+    label_field: str = "type",
+    label_name: Callable[[str, str], str] | None = None,
 ) -> tuple[list[Segment], ExampleStats]:
     """Segments with gold (first word, last word, label) and the dataset label set, ready for `SpanTrainer`.
 
     With label_field="type", the dataset label set is the row's `label_set` when present; otherwise (and
-    always for raw labels) it is the set of labels seen in that dataset's rows.
+    always for raw labels) it is the set of labels seen in that dataset's rows. `label_name(type, lang)`
+    turns taxonomy type ids into the names shown to the model (e.g. the taxonomy's `name`), as at
+    evaluation time; raw labels are shown as they are.
     """
     if label_field not in ("type", "label"):
         raise ValueError(f"label_field must be 'type' or 'label', got {label_field!r}")
+    if label_field == "type" and label_name is not None:
+        rows = [_renamed(r, label_name) for r in rows]
     rows = list(rows)
     stats = ExampleStats(samples=len(rows))
     seen: dict[str, set[str]] = defaultdict(set)
@@ -97,6 +104,33 @@ def examples_from_rows(
     stats.segments = len(out)
     stats.per_dataset = dict(per_ds)
     return out, stats
+
+
+def taxonomy_namer(version: str = "v1") -> Callable[[str, str], str]:
+    """(type id, lang) -> the taxonomy's display name in that language; unknown keys are shown as they are."""
+    from b2ner_common.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(version)
+
+    def name(key: str, lang: str) -> str:
+        try:
+            return tax.name(key, lang if lang in ("en", "zh") else "en")
+        except (KeyError, ValueError, LookupError):
+            return key
+
+    return name
+
+
+def _renamed(row: dict, label_name: Callable[[str, str], str]) -> dict:
+    lang = row.get("lang") or "en"
+    ents = [
+        {**e, "type": label_name(e["type"], lang) if e.get("type") else e.get("type")}
+        for e in row["entities"] or []
+    ]
+    label_set = row.get("label_set")
+    if label_set is not None:
+        label_set = [label_name(t, lang) for t in label_set]
+    return {**row, "entities": ents, "label_set": label_set}
 
 
 def sample_labels(

@@ -66,7 +66,7 @@ def train_loop(config: dict[str, Any]) -> None:
         save_span_encoder,
         settings_from_config,
     )
-    from b2ner_common.span_train import SpanTrainer, examples_from_rows
+    from b2ner_common.span_train import SpanTrainer, examples_from_rows, taxonomy_namer
     from ray_train.common import MlflowTracker
 
     cfg = PipelineConfig.model_validate(config["cfg"])
@@ -79,7 +79,9 @@ def train_loop(config: dict[str, Any]) -> None:
     rows = pa.concat_tables(list(shard.iter_batches(batch_format="pyarrow", batch_size=4096))).to_pylist()
     # Same seed on every rank: identical initial heads (DDP also broadcasts rank 0's weights).
     model = build_span_encoder(cfg.model.base_model, settings_from_config(cfg.model.span), seed=tc.seed)
-    examples, stats = examples_from_rows(rows, model, tc.span.label_field)
+    examples, stats = examples_from_rows(
+        rows, model, tc.span.label_field, taxonomy_namer(cfg.taxonomy.version)
+    )
     mine = examples[rank::world]
     steps = total_steps(cfg, len(examples), world)
     forward_model = ray.train.torch.prepare_model(model, move_to_device=False) if world > 1 else model
