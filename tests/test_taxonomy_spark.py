@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_taxonomy_jobs import BRONZE_ROWS, _cfg, _s, _write_bronze
 
 from b2ner_common import tables
 from b2ner_common.taxonomy.job import SILVER, apply_local, conflicts_local, read_conflicts
-from test_taxonomy_jobs import BRONZE_ROWS, _cfg, _s, _write_bronze
 
 pytestmark = pytest.mark.slow
 

@@ -118,15 +118,6 @@ class MentionIndex:
     def __len__(self) -> int:
         return sum(len(li.entries) for li in self.langs.values())
 
-    def keys_of(self, dataset: str) -> set[tuple[str, str]]:
-        """(lang, key) of every indexed mention of `dataset`."""
-        return {
-            (lang, k)
-            for lang, li in self.langs.items()
-            for k, es in li.entries.items()
-            if any(e[0] == dataset for e in es)
-        }
-
 
 def mention_key(text: str, lang: str) -> str:
     """The index key of a mention: space-joined tokens (token level) or the stripped string (CJK)."""
