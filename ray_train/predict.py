@@ -71,6 +71,17 @@ def read_input(cfg: PipelineConfig):
     return ds.map_batches(_normalize, fn_args=(cfg.model_dump_json(),), batch_format="pyarrow")
 
 
+def _actors(cfg: PipelineConfig) -> int:
+    """Model replicas; CPU actors leave one CPU free for the read/normalize tasks, or the pipeline stalls."""
+    import ray
+
+    want = max(1, cfg.predict.workers)
+    if cfg.model.device.startswith("cuda"):
+        return want
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(want, cpus - 1))
+
+
 def run_ray(
     cfg: PipelineConfig,
     predictor_factory: Callable | None = None,
@@ -103,7 +114,7 @@ def run_ray(
             fn_constructor_args=(cfg.model_dump_json(), predictor_factory),
             batch_size=cfg.predict.batch_size,
             batch_format="pandas",
-            concurrency=max(1, cfg.predict.workers),
+            concurrency=_actors(cfg),
             # One model replica per actor: a CPU each, or a GPU each when the model runs on CUDA.
             num_gpus=1 if cfg.model.device.startswith("cuda") else 0,
             num_cpus=0 if cfg.model.device.startswith("cuda") else 1,
