@@ -45,7 +45,9 @@ class IngestConfig(Section):
     replicate: int = Field(1, ge=1)  # read every file N times as distinct sources (benchmarks only)
     builtin_catalog: bool = True  # include the shipped catalog of ../shared/corpora (b2ner_common/catalogs)
     # Datasets ingested when `datasets` is empty, by catalog role; "duplicate" ones only when named.
-    roles: list[Literal["train_pool", "ood_dev", "duplicate"]] = Field(default_factory=lambda: ["train_pool", "ood_dev"])
+    roles: list[Literal["train_pool", "ood_dev", "duplicate"]] = Field(
+        default_factory=lambda: ["train_pool", "ood_dev"]
+    )
     engine: Literal["spark", "local"] = "spark"  # "local": same readers in one Python process, no JVM
     chunk_mb: float = Field(2.0, gt=0)  # files are cut into record-aligned chunks of about this size
     partitions: int | None = None  # Spark tasks; None = 2 x the default parallelism
@@ -75,7 +77,9 @@ class SelectConfig(Section):
     embed_threads: int | None = None  # torch/FAISS threads per Spark task; None = spark.task.cpus
     splits: list[str] = Field(default_factory=lambda: ["train"])  # splits selection draws from
     datasets: list[str] = Field(default_factory=list)  # restrict selection to these datasets (empty = all)
-    exclude: list[str] = Field(default_factory=list)  # never select from these (eval datasets always excluded)
+    exclude: list[str] = Field(
+        default_factory=list
+    )  # never select from these (eval datasets always excluded)
     empty_share: float = Field(0.05, ge=0.0, le=1.0)  # share of a dataset's budget for samples with no entity
     kmeans_iters: int = 20  # FAISS k-means iterations (stage 2)
     compare_strategies: bool = True  # report coverage of kmeans vs kcenter vs random (runs all three)
@@ -152,7 +156,9 @@ class LLMTrainConfig(Section):
     lora_r: int = 32
     lora_alpha: int = 64
     lora_dropout: float = 0.05
-    target_modules: list[str] = Field(default_factory=list)  # empty = attention projections for the architecture
+    target_modules: list[str] = Field(
+        default_factory=list
+    )  # empty = attention projections for the architecture
     adapter: str = ""  # existing peft adapter dir to continue training from (else a fresh LoRA)
     deepspeed: str = ""  # "zero2", "zero3" (configs/deepspeed/<name>.json) or a JSON path; "" = plain DDP
     max_len: int = 2048  # tokens per (packed) row; longer examples are cut at the end and counted
@@ -193,13 +199,18 @@ class TrainConfig(Section):
 
 class EvaluateConfig(Section):
     datasets: list[str] = Field(default_factory=list)  # empty = the OOD-DEV benchmark
-    max_samples: int | None = None  # per dataset, sampled with the seed (None = all)
-    seeds: list[int] = Field(default_factory=lambda: [0])  # label order in prompts + sampling; mean +/- sd
+    max_samples: int | None = None  # per dataset, a fixed sample (the same for every model and seed)
+    seeds: list[int] = Field(default_factory=lambda: [0])  # label order in prompts; mean +/- sd over seeds
+    models: list[str] = Field(default_factory=list)  # model dirs of training seeds (same family): mean +/- sd
     report_dir: str = "reports"
-    splits: list[str] = Field(default_factory=lambda: ["test", "dev", "validation", "train"])  # first present wins
+    splits: list[str] = Field(
+        default_factory=lambda: ["test", "dev", "validation", "train"]
+    )  # first present wins
     table: str = ""  # gold samples table; empty = silver/samples, falling back to bronze/samples
     batch_size: int = 16  # sentences per predictor call
-    predictions: list[str] = Field(default_factory=list)  # B2NER predict_eval_predictions.jsonl files to score
+    predictions: list[str] = Field(
+        default_factory=list
+    )  # B2NER predict_eval_predictions.jsonl files to score
     name: str = "ours"  # row name of our model in the report
 
 

@@ -199,6 +199,26 @@ def test_evaluate_benchmark_from_warehouse_with_lexicon(tmp_path):
     scores = json.loads((tmp_path / "rep" / "scores.json").read_text())[0]
     # 2 of 4 gold found, no false positives: P 1, R 1/2, F1 2/3
     assert scores["per_dataset"]["crossner_ai"]["b2ner_f1"] == pytest.approx(200 / 3)
+    # Two models (training seeds): F1 2/3 and 2/5 (only "Python": P 1, R 1/4) -> mean +/- sample sd.
+    lex2 = tmp_path / "lex2.json"
+    lex2.write_text(json.dumps({"programming language": ["Python"]}))
+    rc = main(
+        [
+            "evaluate",
+            "--family",
+            "lexicon",
+            "--datasets",
+            "crossner_ai",
+            "--report-dir",
+            str(tmp_path / "rep2"),
+            f"warehouse={wh}",
+            f"evaluate.models=[{lex}, {lex2}]",
+        ]
+    )
+    assert rc == 0
+    v = json.loads((tmp_path / "rep2" / "scores.json").read_text())[0]["per_dataset"]["crossner_ai"]
+    assert v["seeds"] == 2 and v["b2ner_f1"] == pytest.approx((200 / 3 + 40) / 2)
+    assert v["b2ner_f1_sd"] == pytest.approx((200 / 3 - 40) / math.sqrt(2))
     cfg = load_config(None, [f"warehouse={wh}", "evaluate.datasets=[weibo]"])
     from b2ner_common.evaluate import load_gold
 

@@ -21,7 +21,8 @@ def run_evaluate(cfg, predictions: list[str] | None = None, progress=None):
         result = ev.score_b2ner_predictions(files, name=cfg.evaluate.name)
         note = f"Scored B2NER prediction files: {', '.join(Path(f).name for f in files)} (one per seed)."
     else:
-        if not cfg.model.path:
+        models = list(cfg.evaluate.models) or ([cfg.model.path] if cfg.model.path else [])
+        if not models:
             raise UsageError(
                 "nothing to evaluate: pass --model DIR (with --family) or --predictions FILE.jsonl"
             )
@@ -29,17 +30,25 @@ def run_evaluate(cfg, predictions: list[str] | None = None, progress=None):
 
         datasets = cfg.evaluate.datasets or ev.ood_datasets()
         golds = ev.load_gold(cfg, datasets)
-        predictor = load_predictor(cfg.model)
-        result = ev.evaluate_predictor(
-            predictor,
-            golds,
-            cfg.evaluate.seeds,
-            name=cfg.evaluate.name,
-            batch_size=cfg.evaluate.batch_size,
-            progress=progress,
-        )
+        result = ev.EvalResult(cfg.evaluate.name)
+        names = []
+        for i, path in enumerate(models):
+            predictor = load_predictor(cfg.model.model_copy(update={"path": path}))
+            names.append(getattr(predictor, "name", path))
+            one = ev.evaluate_predictor(
+                predictor,
+                golds,
+                cfg.evaluate.seeds,
+                name=cfg.evaluate.name,
+                batch_size=cfg.evaluate.batch_size,
+                progress=progress,
+            )
+            # Several models = several training seeds: each (model, label-order seed) pair is one run.
+            for score in one.scores:
+                score.seed = i * 1000 + score.seed
+            result.scores.extend(one.scores)
         splits = ", ".join(f"{g.dataset}:{g.split}" for g in golds.values())
-        note = f"Model `{getattr(predictor, 'name', cfg.model.path)}`; gold splits: {splits}."
+        note = f"Model(s) {', '.join(f'`{n}`' for n in names)}; gold splits: {splits}."
     paths = ev.write_report([result], Path(cfg.evaluate.report_dir), note=note)
     return result, paths
 
@@ -91,7 +100,7 @@ def register(app: typer.Typer) -> None:
             sd = f" ± {v['b2ner_f1_sd']:.1f}" if v["seeds"] > 1 else ""
             table.add_row(ds, v["lang"], str(v["n"]), f"{v['b2ner_f1']:.1f}{sd}", f"{v['span_f1']:.1f}")
         for lang, v in result.per_language().items():
-            sd = f" ± {v['b2ner_f1_sd']:.1f}" if len(cfg.evaluate.seeds) > 1 else ""
+            sd = f" ± {v['b2ner_f1_sd']:.1f}" if len({s.seed for s in result.scores}) > 1 else ""
             table.add_row(f"{lang} average", lang, "", f"{v['b2ner_f1']:.1f}{sd}", f"{v['span_f1']:.1f}")
         Console().print(table)
         console.print(f"report: {paths['markdown']}  plot: {paths['png']}")
