@@ -82,12 +82,14 @@ def encode_rows(
     drop_p: float = 0.1,
     label_name: LabelNamer | None = None,
     definitions: Mapping[str, str] | None = None,
+    definitions_by_lang: Mapping[str, Mapping[str, str]] | None = None,
     stats: EncodeStats | None = None,
 ) -> list[Example]:
     """Silver rows (with `sample_id`, `lang`, `text`, `entities`, `label_set`) -> examples.
 
     The instruction of a row depends only on (seed, epoch, sample_id): pass a fixed epoch to keep one
-    instruction per sample for the whole run. Rows whose prompt fills max_len are skipped and listed
+    instruction per sample for the whole run. `definitions_by_lang` ({lang: {English type: definition}})
+    picks the definitions in each row's language (else `definitions`). Rows whose prompt fills max_len are skipped and listed
     in `stats.skipped` (never silently).
     """
     out: list[Example] = []
@@ -99,7 +101,7 @@ def encode_rows(
             rng,
             max_labels=max_labels,
             drop_p=drop_p,
-            definitions=definitions,
+            definitions=(definitions_by_lang or {}).get(row.get("lang") or "en") or definitions,
             label_name=label_name,
         )
         ex = encode_example(tokenizer, prompt, target, max_len)
@@ -266,6 +268,7 @@ def iter_steps(
     drop_p: float = 0.1,
     label_name: LabelNamer | None = None,
     definitions: Mapping[str, str] | None = None,
+    definitions_by_lang: Mapping[str, Mapping[str, str]] | None = None,
     stats: EncodeStats | None = None,
 ) -> Iterable[tuple[int, int, StepPlan]]:
     """Yield (step, epoch, plan) for steps start_step..total_steps-1 of this worker."""
@@ -282,6 +285,7 @@ def iter_steps(
             drop_p=drop_p,
             label_name=label_name,
             definitions=definitions,
+            definitions_by_lang=definitions_by_lang,
             stats=stats,
         )
         if not examples:

@@ -217,7 +217,7 @@ def main() -> None:
         "steps": steps,
     }
     print(
-        f"{meta['arch']} on {meta['device']}: {n_total / 1e9:.2f} B params, LoRA {n_lora / 1e6:.1f} M, "
+        f"{meta['arch']} on {meta['device']}: {n_total / 1e6:.1f} M params, LoRA {n_lora / 1e6:.2f} M, "
         f"peak matmul {peak / 1e12:.1f} TFLOP/s ({meta['dtype']})"
     )
     print(

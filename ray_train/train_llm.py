@@ -86,14 +86,19 @@ def eval_rows(cfg: PipelineConfig) -> list[dict]:
     return out
 
 
-def label_namer():
-    """The taxonomy's (type, lang) -> display name when the taxonomy package provides one, else None."""
-    try:
-        from b2ner_common import taxonomy
-    except ImportError:
-        return None
-    fn = getattr(taxonomy, "label_name", None)
-    return fn if callable(fn) else None
+def label_namer(version: str):
+    """(English type name, lang) -> the taxonomy's display name (Chinese names for zh); unknown types as-is."""
+    from b2ner_common.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(version)
+
+    def name(key: str, lang: str) -> str:
+        try:
+            return tax.name(key, lang if lang in ("en", "zh") else "en")
+        except (KeyError, ValueError, LookupError):
+            return key
+
+    return name, tax
 
 
 # ------------------------------------------------------------------------------------ deepspeed
@@ -255,6 +260,8 @@ def train_loop(config: dict[str, Any]) -> None:
                 metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if has_files else None
             )
 
+    namer, tax = label_namer(cfg.taxonomy.version)
+    defs = {lang: tax.definitions(lang) for lang in ("en", "zh")} if llm.use_definitions else None
     stats = EncodeStats()
     t0, window_tokens, window_loss, window_steps = time.time(), 0, 0.0, 0
     metrics: dict[str, Any] = {"step": start}
@@ -273,7 +280,8 @@ def train_loop(config: dict[str, Any]) -> None:
         resample_per_epoch=llm.resample_per_epoch,
         max_labels=llm.max_labels,
         drop_p=llm.label_dropout,
-        label_name=label_namer(),
+        label_name=namer,
+        definitions_by_lang=defs,
         stats=stats,
     )
     for step, epoch, plan in steps:
@@ -300,9 +308,7 @@ def train_loop(config: dict[str, Any]) -> None:
             if rank == 0:
                 from b2ner_common.sft_eval import evaluate_rows
 
-                metrics.update(
-                    evaluate_rows(backend.model, tok, config["eval_rows"], label_name=label_namer())
-                )
+                metrics.update(evaluate_rows(backend.model, tok, config["eval_rows"], label_name=namer))
         report_now = done % tc.report_every == 0 or end_of_epoch
         if report_now:
             elapsed = time.time() - t0

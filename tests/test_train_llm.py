@@ -68,7 +68,7 @@ def test_train_llm_loss_falls_and_adapter_reloads_and_generates(tmp_path, sft_wa
     assert summary["metrics"]["step"] == 16
     losses = _history(Path(summary["run_dir"]), "loss_avg")
     assert len(losses) == 4
-    assert losses[-1] < losses[0] - 0.3, losses
+    assert losses[-1] < losses[0] - 0.2, losses
 
     adapter = Path(summary["adapter"])
     assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
