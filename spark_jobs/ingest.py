@@ -15,10 +15,13 @@ from b2ner_common import tables
 from b2ner_common.config import PipelineConfig
 from b2ner_common.ingest import (
     OUT_SCHEMA,
+    PAYLOAD_SCHEMA,
     dataset_predicate,
+    payloads_output,
     split_output,
     stats_from_json,
     unit_batches,
+    unit_payloads,
     units_table,
 )
 from b2ner_common.ingest_job import (
@@ -52,17 +55,17 @@ def run(cfg: PipelineConfig, spark=None) -> IngestReport:
     units.sort(key=lambda u: u.end - u.start, reverse=True)
     n_parts = min(len(units), cfg.ingest.partitions or 2 * spark.sparkContext.defaultParallelism)
     unit_df = spark.createDataFrame(units_table(units)).repartition(n_parts)
-    out = unit_df.mapInArrow(unit_batches, schema=from_arrow_schema(OUT_SCHEMA))
 
     backend, meta = cfg.spark.table_backend, commit_metadata(cfg)
     save_config(cfg)
     if backend == "delta-rs":
-        # delta-rs commits from the driver, so collect the output once as Arrow and split it there:
-        # one pass over the input, no Spark cache of nested rows (caching cost more than reading).
-        samples, rejects, stats = split_output(out.toArrow())
+        # delta-rs commits from the driver: collect each unit's output once, as an Arrow IPC blob, and
+        # split it there (one pass over the input, no JVM row conversion, no cache of nested rows).
+        blobs = unit_df.mapInArrow(unit_payloads, schema=from_arrow_schema(PAYLOAD_SCHEMA))
+        samples, rejects, stats = split_output(payloads_output(blobs.toArrow()))
         write_bronze(cfg, tasks, samples, rejects)
     else:  # pragma: no cover - delta-spark needs the io.delta jars on the cluster
-        out = out.persist()
+        out = unit_df.mapInArrow(unit_batches, schema=from_arrow_schema(OUT_SCHEMA)).persist()
         stats = stats_from_json(r[0] for r in out.filter(F.col("kind") == "stats").select("stats").collect())
         kinds = {"sample": (SAMPLES, BRONZE_SAMPLES), "reject": (REJECTS, BRONZE_REJECTS)}
         for kind, (name, schema) in kinds.items():

@@ -169,3 +169,15 @@ def test_ingest_sample_corpus_is_deterministic(tmp_path: Path):
     files = sorted(p.name for p in a.iterdir())
     assert len(files) == 6
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_ingest_payload_blobs_carry_the_unit_output(sample_catalog: Path):
+    import pyarrow as pa
+
+    from b2ner_common.catalog import load_catalog
+    from b2ner_common.ingest import payloads_output, plan_units, unit_output, unit_payloads, units_table
+
+    units = plan_units(load_catalog([sample_catalog], builtin=False).tasks("/unused"), chunk_bytes=500)
+    blobs = pa.Table.from_batches(list(unit_payloads(units_table(units).to_batches(max_chunksize=3))))
+    assert blobs.num_rows == len(units) > 5
+    assert payloads_output(blobs).equals(pa.concat_tables([unit_output(u) for u in units]))
