@@ -56,12 +56,14 @@ def plot_heatmaps(rows: list[Mapping], path: Path) -> Path:
             for b in names:
                 if a in pos and b in pos:
                     full[names.index(a), names.index(b)] = matrix[pos[a]][pos[b]]
-        im = ax.imshow(np.ma.masked_invalid(full), vmin=0, vmax=1, cmap="Reds")
+        cmap = matplotlib.colormaps["Reds"].copy()
+        cmap.set_bad("#d9d9d9")  # grey: the pair never annotates the same span (no rate), unlike white = 0
+        im = ax.imshow(np.ma.masked_invalid(full), vmin=0, vmax=1, cmap=cmap)
         ax.set_xticks(range(n), names, rotation=90, fontsize=7)
         ax.set_yticks(range(n), names, fontsize=7)
         ax.set_xlabel("dataset B (annotates the occurrence)")
         ax.set_ylabel("dataset A (mention source)")
-        ax.set_title(f"type-conflict rate, {mode} labels")
+        ax.set_title(f"type-conflict rate, {mode} labels (grey: no same-span pair)")
     fig.colorbar(im, ax=axes, shrink=0.6, label="type conflicts / same-span co-annotations")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
