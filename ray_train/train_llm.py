@@ -135,6 +135,10 @@ def _maybe_fail(spec: str, step: int, rank: int, world: int) -> None:
     marker, _, at = spec.rpartition(":")
     if step == int(at) and not Path(marker).exists():
         Path(marker).write_text(f"worker {rank} killed at step {step}\n")
+        # Ray Train V2 collects reported results when it polls the workers (every 2 s): a checkpoint
+        # reported less than one poll before a crash is lost and the previous one is used. Wait past
+        # a poll so the test exercises "resume from the latest checkpoint", not that race.
+        time.sleep(5)
         os._exit(1)  # a hard crash, like an OOM kill or a lost node
 
 

@@ -117,3 +117,27 @@ def test_sft_loop_target_modules_and_missing_files(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_base(tmp_path)
+
+
+def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir):
+    from b2ner_common.sft_eval import eval_examples, evaluate_rows
+
+    model, tok = load_base(tiny_llm_dir)
+    rows = [{**r, "dataset": "mit_movie" if i % 2 else "crossner_ai"} for i, r in enumerate(_rows(4))]
+    exs = eval_examples(rows)
+    assert exs[0][2] == " person: Barack Obama; location: Paris"  # gold answer, full label set, text order
+    assert "Label Set: person, location, software, date or period" in exs[0][1]
+    out = evaluate_rows(model, tok, rows, max_new_tokens=4, batch_size=2)
+    assert set(out) == {"eval/crossner_ai/f1", "eval/mit_movie/f1", "eval/mean_f1"}
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+
+
+def test_sft_loop_train_command_dispatch_errors():
+    from b2ner_common.cli_options import UsageError
+    from b2ner_common.commands.train import run_train
+    from b2ner_common.config import load_config
+
+    with pytest.raises(UsageError, match="model.path is empty"):
+        run_train(load_config(None, ["model.family=llm"]))
+    with pytest.raises(UsageError, match="cannot be trained"):
+        run_train(load_config(None, ["model.family=lexicon"]))
