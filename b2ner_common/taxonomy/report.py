@@ -56,8 +56,8 @@ def plot_heatmaps(rows: list[Mapping], path: Path) -> Path:
             for b in names:
                 if a in pos and b in pos:
                     full[names.index(a), names.index(b)] = matrix[pos[a]][pos[b]]
-        cmap = matplotlib.colormaps["Reds"].copy()
-        cmap.set_bad("#d9d9d9")  # grey: the pair never annotates the same span (no rate), unlike white = 0
+        # grey: the pair never annotates the same span (no rate), unlike white = a 0 rate
+        cmap = matplotlib.colormaps["Reds"].with_extremes(bad="#d9d9d9")
         im = ax.imshow(np.ma.masked_invalid(full), vmin=0, vmax=1, cmap=cmap)
         ax.set_xticks(range(n), names, rotation=90, fontsize=7)
         ax.set_yticks(range(n), names, fontsize=7)
