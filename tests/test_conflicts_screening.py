@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from b2ner_common.schema import Entity, Sample
 from b2ner_common.taxonomy import load_taxonomy
@@ -148,3 +150,49 @@ def test_conflicts_pair_matrix():
     assert names == ["ds_a", "ds_b", "zh_c", "zh_d"]
     assert m[0][1] == pytest.approx(0.5) and m[1][0] == pytest.approx(0.5)
     assert m[0][0] != m[0][0]  # NaN: no co-annotation
+
+
+# ------------------------------------------------------------------ the index finds exactly what brute force finds
+
+WORDS = ["New", "York", "Times", "the", "Paris", "-", ",", "Bob", "s"]
+CHARS = "北京市中国银行人"
+
+
+def _index_of(mentions, lang):
+    counts = {("ds", lang, m, "X", "x"): 1 for m in mentions}
+    return build_mention_index(counts, {"ds": {"raw": {"x"}, "mapped": {"x"}}}, min_chars=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(WORDS), max_size=25),
+    st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4), max_size=8),
+)
+def test_conflicts_find_mentions_token_level_equals_brute_force(words, mentions):
+    text = " ".join(words)
+    keys = {" ".join(m) for m in mentions if any(c.isalnum() for c in "".join(m))}
+    got = {(s, e) for s, e, _, _ in find_mentions(_index_of(keys, "en"), text, "en")}
+    spans, pos = [], 0
+    for w in words:
+        start = text.index(w, pos)
+        spans.append((start, start + len(w)))
+        pos = start + len(w)
+    want = {
+        (spans[i][0], spans[j - 1][1])
+        for i in range(len(words))
+        for j in range(i + 1, len(words) + 1)
+        if " ".join(words[i:j]) in keys
+    }
+    assert got == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet=CHARS, max_size=30),
+    st.lists(st.text(alphabet=CHARS, min_size=2, max_size=5), max_size=8),
+)
+def test_conflicts_find_mentions_char_level_equals_brute_force(text, mentions):
+    keys = set(mentions)
+    got = {(s, e) for s, e, _, _ in find_mentions(_index_of(keys, "zh"), text, "zh")}
+    want = {(i, j) for i in range(len(text)) for j in range(i + 2, len(text) + 1) if text[i:j] in keys}
+    assert got == want
