@@ -171,3 +171,10 @@ def test_mappings_map_table_and_raw_label_counts():
     assert rows[0]["label_set"] == ["person", "location"]
     assert rows[2]["label_set"] == load_mappings("v1")["wnut17"].types()
     assert raw_label_counts(pa.Table.from_pylist([], schema=BRONZE_SAMPLES)) == {}
+    # A slice (offsets not starting at 0) and an empty table map correctly too.
+    sliced = map_table(table.slice(2, 1), load_mappings("v1"))
+    assert [e["type"] for e in sliced.to_pylist()[0]["entities"]] == ["company"]
+    assert map_table(table.slice(0, 0), load_mappings("v1")).num_rows == 0
+    bad = samples_to_arrow([_sample("wnut17", "Bob", [("Bob", "PER")])], BRONZE_SAMPLES)
+    with pytest.raises(UnmappedLabelError, match="'PER'"):
+        map_table(bad, load_mappings("v1"))
