@@ -118,7 +118,9 @@ def test_taxonomy_job_conflicts_and_report(warehouse, tmp_path):
     )
     s = rep.summary
     # conll vs wnut17 (Obama, Paris, Reuters both ways): raw label strings differ, universal types agree
-    assert s["raw"]["type_conflict"] == 8 and s["raw"]["agree"] == 0  # + weibo GPE.NAM vs msra LOC (北京), both ways
+    assert (
+        s["raw"]["type_conflict"] == 8 and s["raw"]["agree"] == 0
+    )  # + weibo GPE.NAM vs msra LOC (北京), both ways
     assert s["mapped"]["type_conflict"] == 0 and s["mapped"]["agree"] == 8
     assert s["mapped"]["type_conflict_rate"] < s["raw"]["type_conflict_rate"]
     from b2ner_common.taxonomy.job import load_stage
@@ -140,3 +142,11 @@ def test_taxonomy_cli_local_end_to_end(warehouse, tmp_path):
     assert main(["taxonomy", "report", w, "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.md").is_file()
     assert main(["taxonomy", "conflicts", w, "--engine", "local", "--mode", "bogus"]) == 2
+
+
+def test_taxonomy_cli_show(capsys):
+    assert main(["taxonomy", "show", "programming"]) == 0
+    assert "编程语言" in capsys.readouterr().out
+    assert main(["taxonomy", "show", "--dataset", "weibo"]) == 0
+    assert "person nominal mention" in capsys.readouterr().out
+    assert main(["taxonomy", "show", "no such type at all"]) == 2

@@ -1,5 +1,6 @@
 """`b2ner taxonomy check|apply|conflicts|report`: the universal taxonomy stage.
 
+show       browse the taxonomy types or one dataset's mapping
 check      raw labels in bronze/samples vs the mapping files (exit 1 listing unmapped labels)
 apply      bronze/samples -> silver/samples (universal `type` per entity, dataset `label_set`)
 conflicts  silver/samples -> silver/label_conflicts (modes raw and mapped)
@@ -52,6 +53,40 @@ def register(app: typer.Typer) -> None:
         help="Universal taxonomy: check mappings, apply them, screen conflicts, report.", no_args_is_help=True
     )
     app.add_typer(tax, name="taxonomy")
+
+    @tax.command("show")
+    def show_cmd(
+        query: str = typer.Argument("", help="substring of a type id, English or Chinese name"),
+        dataset: str = typer.Option(None, "--dataset", "-d", help="show this dataset's mapping instead"),
+        config: str = CONFIG_OPTION,
+    ) -> None:
+        """Browse the taxonomy (types matching QUERY) or one dataset's label mapping."""
+        from b2ner_common.taxonomy.job import load_stage
+        from b2ner_common.taxonomy.mappings import find_mapping
+
+        cfg = resolve_config(config, [])
+        taxonomy, mappings = load_stage(cfg)
+        console = _console()
+        if dataset:
+            m = find_mapping(mappings, dataset)
+            t = Table(title=f"{m.dataset} ({m.lang}, {m.role}): {m.path}")
+            for col in ("raw label", "type", "中文", "note"):
+                t.add_column(col, overflow="fold")
+            for raw, lm in m.labels.items():
+                et = taxonomy.find(lm.type) if lm.type else None
+                t.add_row(raw, et.en if et else "(not kept)", et.zh if et else "", lm.note)
+            console.print(t)
+            return
+        q = query.lower()
+        hits = [x for x in taxonomy if not q or q in x.id or q in x.en or query in x.zh]
+        if not hits:
+            raise UsageError(f"no taxonomy type matches {query!r}")
+        t = Table(title=f"taxonomy {taxonomy.version}: {len(hits)} of {len(taxonomy)} types")
+        for col in ("id", "en", "zh", "parent", "definition"):
+            t.add_column(col, overflow="fold")
+        for x in hits:
+            t.add_row(x.id, x.en, x.zh, x.parent, x.definition_en)
+        console.print(t)
 
     @tax.command("check")
     def check_cmd(
