@@ -157,6 +157,7 @@ def train_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import ray.train
     import ray.train.torch
+    import torch
 
     from b2ner_common.models.llm import resolve_model_dirs
     from b2ner_common.sft import EncodeStats, iter_steps, rows_from_arrow, steps_per_epoch
@@ -189,6 +190,7 @@ def train_loop(config: dict[str, Any]) -> None:
     base_dir, adapter_dir = resolve_model_dirs(cfg.model.path, cfg.model.base_model)
     adapter_dir = Path(llm.adapter) if llm.adapter else adapter_dir
     model, tok = load_base(base_dir, bf16=llm.bf16, adapter_dir=adapter_dir)
+    torch.manual_seed(tc.seed)  # LoRA A init: the same on every run (DDP/DeepSpeed broadcast rank 0's)
     model = wrap_lora(
         model,
         r=llm.lora_r,

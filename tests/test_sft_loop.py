@@ -141,3 +141,22 @@ def test_sft_loop_train_command_dispatch_errors():
         run_train(load_config(None, ["model.family=llm"]))
     with pytest.raises(UsageError, match="cannot be trained"):
         run_train(load_config(None, ["model.family=lexicon"]))
+
+
+def test_sft_loop_continue_from_published_adapter(tiny_llm_dir, tmp_path):
+    from b2ner_common.sft_loop import save_adapter
+
+    model, tok = _fresh(tiny_llm_dir)
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)  # a "trained" adapter (B no longer zero)
+    save_adapter(model, tmp_path / "adapter", tok)
+    base, _ = load_base(tiny_llm_dir, adapter_dir=tmp_path / "adapter")
+    again = wrap_lora(base, adapter_dir=tmp_path / "adapter")
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    loaded = {n: p for n, p in again.named_parameters() if p.requires_grad}
+    assert trained.keys() == loaded.keys() and trained
+    assert all(torch.equal(trained[n], loaded[n]) for n in trained)  # same weights, and trainable
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        wrap_lora(load_base(tiny_llm_dir)[0], adapter_dir=tmp_path / "empty")
