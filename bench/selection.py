@@ -70,9 +70,20 @@ class PeakRss:
 
 
 def dataset_sizes(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    w = rng.pareto(1.5, k) + 0.2
-    sizes = np.maximum(200, (w / w.sum() * n).astype(int))
-    sizes[np.argmax(sizes)] += n - sizes.sum()
+    """Skewed sizes (log-normal) summing to n, the largest capped at 15 % of n (real pools: a few big
+    corpora, none holding most of the data)."""
+    w = rng.lognormal(0.0, 1.0, k)
+    sizes = w / w.sum() * n
+    cap = 0.15 * n
+    for _ in range(20):
+        over = sizes > cap
+        if not over.any():
+            break
+        excess = (sizes[over] - cap).sum()
+        sizes[over] = cap
+        sizes[~over] += excess * sizes[~over] / sizes[~over].sum()
+    sizes = np.maximum(200, sizes.astype(int))
+    sizes[np.argmin(sizes)] += n - sizes.sum()
     return sizes
 
 
@@ -198,8 +209,10 @@ def main() -> None:
         compare_strategies=args.compare,
         seed=args.seed,
     )
+    cpu0 = time.process_time()
     with PeakRss() as mem:
         res = run_local(data, params) if args.engine == "local" else run_spark(data, params, args.master)
+    cpu_s = time.process_time() - cpu0  # this process only (Spark's JVM and workers are not counted)
     row = {
         "n": int(sizes.sum()),
         "datasets": args.datasets,
@@ -212,6 +225,7 @@ def main() -> None:
         "selected": res["selected"],
         "seconds": round(res["seconds"], 1),
         "samples_per_s": round(sizes.sum() / res["seconds"]),
+        "cpu_seconds_this_process": round(cpu_s, 1),
         "peak_rss_gib": round(mem.peak / 2**30, 2),
         "generate_seconds": round(gen_s, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1),

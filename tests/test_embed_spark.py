@@ -68,3 +68,14 @@ def test_embed_spark_incremental_and_matches_local(spark, warehouse):
     ids = first["sample_id"].to_pylist()[:8]
     local = encode_texts(first["text"].to_pylist()[:8])
     assert np.allclose(np.stack([by_id[i] for i in ids]), local, atol=1e-4)
+
+
+def test_embed_cli_summary_and_bad_model(spark, warehouse, capsys):
+    from b2ner_common.cli import main
+
+    tables.write_table(tables.table_path(warehouse, "silver/samples"), silver_rows(12))
+    assert main(["embed", f"warehouse={warehouse}", "--batch-size", "8"]) == 0
+    assert "12" in capsys.readouterr().out
+    assert tables.read_table(tables.table_path(warehouse, "gold/embeddings")).num_rows == 12
+    assert main(["embed", f"warehouse={warehouse}", "--model", "/no/such/encoder"]) == 2
+    assert main(["embed", f"warehouse={warehouse / 'empty'}"]) == 2  # no silver table: names the command

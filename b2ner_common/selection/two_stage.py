@@ -79,18 +79,19 @@ def two_stage(
     typed_budget = min(budget - empty_quota, len(typed))
     empty_quota = min(len(empty), budget - typed_budget)
 
-    members: dict[str, list[int]] = {}
+    lists: dict[str, list[int]] = {}
     for i in typed:
         for t in types[i]:
-            members.setdefault(t, []).append(i)
+            lists.setdefault(t, []).append(i)
+    members = {t: np.array(v, dtype=np.int64) for t, v in lists.items()}
     picked = np.zeros(n, dtype=bool)
     rows: list[tuple[int, str, str, int]] = []
     first_quotas: dict[str, int] = {}
     remaining = typed_budget
     rnd = 0
     while remaining > 0:
-        avail = {t: [i for i in m if not picked[i]] for t, m in members.items()}
-        avail = {t: v for t, v in avail.items() if v}
+        avail = {t: m[~picked[m]] for t, m in members.items()}
+        avail = {t: v for t, v in avail.items() if len(v)}
         if not avail:
             break
         quotas = category_quotas({t: len(v) for t, v in avail.items()}, remaining)
@@ -101,13 +102,13 @@ def two_stage(
             need = min(quotas[t] - counted[t], remaining)
             if need <= 0:
                 continue
-            cand = np.array([i for i in avail[t] if not picked[i]], dtype=np.int64)
+            cand = avail[t][~picked[avail[t]]]
             if len(cand) == 0:
                 continue
             need = min(need, len(cand))
             stage = "category" if need >= len(cand) else "semantic"
             # k-center continues from the group's members picked earlier (for other types).
-            prev = np.array([i for i in members[t] if picked[i]], dtype=np.int64)
+            prev = members[t][picked[members[t]]]
             local = select_diverse(
                 vectors[cand],
                 need,
@@ -116,8 +117,7 @@ def two_stage(
                 centers=vectors[prev] if len(prev) else None,
                 kmeans_iters=kmeans_iters,
             )
-            for cluster, j in enumerate(local):
-                i = int(cand[j])
+            for cluster, i in enumerate(cand[local].tolist()):
                 picked[i] = True
                 rows.append((i, t, stage, cluster))
                 counted.update(types[i])
