@@ -81,3 +81,12 @@ def test_selection_diversity_kcenter_complements_given_centers():
 def test_selection_diversity_unknown_strategy():
     with pytest.raises(ValueError, match="unknown selection strategy"):
         select_diverse(blobs(0), 3, 0, "dpp")
+
+
+def test_selection_diversity_coverage_sampled_rows_estimate_the_full_metric():
+    x = blobs(9)
+    picks = select_diverse(x, 25, 0, "kmeans")
+    full = coverage(x, picks)
+    sampled = coverage(x, picks, max_rows=len(x) // 2)
+    assert sampled["n"] == len(x) // 2 and full["n"] == len(x)
+    assert abs(sampled["mean"] - full["mean"]) < 0.1 * full["mean"]

@@ -204,16 +204,20 @@ def kcenter_select(
     return picks
 
 
-def nearest_distances(vectors: np.ndarray, selected: np.ndarray) -> np.ndarray:
-    """Euclidean distance of every row of `vectors` to its nearest row among `selected` indices."""
+def nearest_distances(
+    vectors: np.ndarray, selected: np.ndarray, query: np.ndarray | None = None
+) -> np.ndarray:
+    """Euclidean distance of every row of `vectors` (or of the rows `query` only) to its nearest row among
+    the `selected` indices."""
     import faiss
 
     x = _as_f32(vectors)
+    q = x if query is None else np.ascontiguousarray(x[query])
     if len(selected) == 0:
-        return np.full(len(x), np.inf, dtype=np.float32)
+        return np.full(len(q), np.inf, dtype=np.float32)
     index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x[np.asarray(selected, dtype=np.int64)])
-    d2, _ = index.search(x, 1)
+    index.add(np.ascontiguousarray(x[np.asarray(selected, dtype=np.int64)]))
+    d2, _ = index.search(q, 1)
     return np.sqrt(np.maximum(d2[:, 0], 0.0))
 
 
@@ -221,11 +225,10 @@ def coverage(vectors: np.ndarray, selected: np.ndarray, max_rows: int = 100_000)
     """How well `selected` covers `vectors`: mean, 95th percentile and max distance to the nearest pick.
 
     Over all rows, or a fixed-seed sample of `max_rows` of them for big datasets (`n` says how many)."""
+    query = None
     if len(vectors) > max_rows:
-        vectors = vectors[
-            np.sort(np.random.default_rng(0).choice(len(vectors), size=max_rows, replace=False))
-        ]
-    dist = nearest_distances(vectors, selected)
+        query = np.sort(np.random.default_rng(0).choice(len(vectors), size=max_rows, replace=False))
+    dist = nearest_distances(vectors, selected, query)
     if len(dist) == 0:
         return {"mean": 0.0, "p95": 0.0, "max": 0.0, "n": 0, "k": int(len(selected))}
     return {
