@@ -18,6 +18,7 @@ from rich.console import Console
 from b2ner_common import commands
 from b2ner_common.cli_options import UsageError
 from b2ner_common.config import ConfigError
+from b2ner_common.taxonomy.model import TaxonomyError
 
 app = typer.Typer(
     name="b2ner",
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
         rc = app(args=argv, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
-    except (ConfigError, UsageError, FileNotFoundError) as e:
+    except (ConfigError, UsageError, FileNotFoundError, TaxonomyError) as e:
         console.print(f"error: {e}", style="bold red", highlight=False, markup=False)
         return 2
     except typer.Exit as e:

@@ -214,6 +214,22 @@ class EvaluateConfig(Section):
     name: str = "ours"  # row name of our model in the report
 
 
+RUN_STAGES = ("ingest", "taxonomy", "embed", "select", "train", "evaluate")
+
+
+class RunConfig(Section):
+    """`b2ner run`: the main job chains the stages; each stage is also its own command."""
+
+    stages: list[Literal["ingest", "taxonomy", "embed", "select", "train", "evaluate"]] = Field(
+        default_factory=lambda: list(RUN_STAGES)
+    )
+    # The main job trains a short span-encoder run so it finishes in minutes on a laptop; used only when
+    # train.max_steps is unset. Full runs: `b2ner train` (or run.train_steps=null).
+    train_steps: int | None = 300
+    # Sentences per OOD-DEV dataset the main job evaluates on; used only when evaluate.max_samples is unset.
+    eval_samples: int | None = 300
+
+
 class PipelineConfig(Section):
     warehouse: str = "warehouse"  # local folder or object-store URI (s3://, abfss://, gs://)
     spark: SparkConfig = Field(default_factory=SparkConfig)
@@ -225,6 +241,7 @@ class PipelineConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
 
 class ConfigError(ValueError):

@@ -84,7 +84,15 @@ def train_loop(config: dict[str, Any]) -> None:
     )
     mine = examples[rank::world]
     steps = total_steps(cfg, len(examples), world)
-    forward_model = ray.train.torch.prepare_model(model, move_to_device=False) if world > 1 else model
+    # Some parameters (e.g. a bias of a branch a batch does not reach) get no gradient in a step:
+    # DDP must be told, or it stops at the second step waiting for their reduction.
+    forward_model = (
+        ray.train.torch.prepare_model(
+            model, move_to_device=False, parallel_strategy_kwargs={"find_unused_parameters": True}
+        )
+        if world > 1
+        else model
+    )
     trainer = SpanTrainer(model, mine, options_from_config(cfg, steps), forward_model=forward_model)
 
     ckpt = ray.train.get_checkpoint()

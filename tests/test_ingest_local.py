@@ -154,7 +154,7 @@ def test_ingest_run_pipeline_falls_back_to_generated_corpus(tmp_path: Path, monk
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None, ["ingest.corpora=/no/such/corpora", "ingest.engine=local", "warehouse=wh"])
-    results = run_pipeline(cfg, wide_console())
+    results = run_pipeline(cfg, wide_console(), stages=["ingest"])
     report = results["ingest"]
     assert report.problems == [] and report.records > 0
     assert (tmp_path / "sample_corpus" / "catalog.yaml").is_file()
