@@ -41,7 +41,10 @@ def segment_texts(tokenizer, texts: Sequence[str], max_tokens: int) -> list[list
     """
     if not texts:
         return []
-    enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    # No truncation here (segments are cut below), so silence the "longer than the maximum" warning.
+    enc = tokenizer(
+        list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+    )
     out: list[list[Segment]] = []
     for ti in range(len(texts)):
         ids = enc["input_ids"][ti]
