@@ -145,12 +145,19 @@ def dataset_lang(dataset: str) -> str:
 
 
 def gold_from_rows(
-    rows: Sequence[Mapping], dataset: str, *, splits: Sequence[str], max_samples: int | None = None
+    rows: Sequence[Mapping],
+    dataset: str,
+    *,
+    splits: Sequence[str],
+    max_samples: int | None = None,
+    taxonomy=None,
+    mappings: Mapping | None = None,
 ) -> GoldSet:
     """Build a GoldSet from silver/bronze sample rows of one dataset (taxonomy names for labels).
 
     Rows without `type` on their entities (bronze) are mapped with the dataset's taxonomy mapping.
     Entities whose raw label is deliberately not kept (type null) are not gold and not offered as labels.
+    `taxonomy`/`mappings` default to the shipped v1 ones (pass the config's for user datasets).
     """
     from b2ner_common.taxonomy import dataset_label_set, find_mapping, load_mappings, load_taxonomy
 
@@ -165,8 +172,8 @@ def gold_from_rows(
         # Fixed sampling seed: every model and every seed sees the same sentences.
         rows = sorted(random.Random(0).sample(rows, max_samples), key=lambda r: r["sample_id"])
     lang = rows[0]["lang"] if rows and rows[0].get("lang") in ("en", "zh") else dataset_lang(dataset)
-    taxonomy = load_taxonomy()
-    mapping = find_mapping(load_mappings(), dataset)
+    taxonomy = taxonomy or load_taxonomy()
+    mapping = find_mapping(mappings if mappings is not None else load_mappings(), dataset)
     types_by_raw = {raw: m.type for raw, m in mapping.labels.items()}
     label_types: list[str] = []
     texts, ents = [], []
@@ -193,7 +200,10 @@ def load_gold(cfg, datasets: Sequence[str]) -> dict[str, GoldSet]:
     from deltalake import DeltaTable
 
     from b2ner_common import tables
+    from b2ner_common.taxonomy import load_mappings, load_taxonomy
 
+    taxonomy = load_taxonomy(cfg.taxonomy.version)
+    mappings = load_mappings(cfg.taxonomy.version, cfg.taxonomy.mappings)
     candidates = [cfg.evaluate.table] if cfg.evaluate.table else ["silver/samples", "bronze/samples"]
     for name in candidates:
         path = name if "/" in name and Path(name).is_absolute() else tables.table_path(cfg.warehouse, name)
@@ -206,7 +216,12 @@ def load_gold(cfg, datasets: Sequence[str]) -> dict[str, GoldSet]:
             mine = [r for r in rows if r["dataset"] == ds]
             if mine:
                 out[ds] = gold_from_rows(
-                    mine, ds, splits=cfg.evaluate.splits, max_samples=cfg.evaluate.max_samples
+                    mine,
+                    ds,
+                    splits=cfg.evaluate.splits,
+                    max_samples=cfg.evaluate.max_samples,
+                    taxonomy=taxonomy,
+                    mappings=mappings,
                 )
         missing = [d for d in datasets if d not in out]
         if missing:

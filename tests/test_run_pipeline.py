@@ -1,0 +1,49 @@
+"""`b2ner run` end to end on the generated sample corpus: every stage, then an idempotent re-run."""
+
+from pathlib import Path
+
+import pytest
+
+from b2ner_common import tables
+from b2ner_common.cli import main
+from b2ner_common.commands.ingest import wide_console
+from b2ner_common.commands.run import run_pipeline
+from b2ner_common.config import load_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    overrides = [
+        "ingest.corpora=/no/such/corpora",
+        "warehouse=wh",
+        "run.train_steps=20",
+        "run.eval_samples=40",
+        "train.num_workers=1",
+        "select.budget_per_dataset=60",
+    ]
+    results = run_pipeline(load_config(None, overrides), wide_console())
+    wh = tmp_path / "wh"
+    bronze = tables.read_table(tables.table_path(wh, "bronze/samples"))
+    silver = tables.read_table(tables.table_path(wh, "silver/samples"))
+    assert bronze.num_rows == sum(results["ingest"].reconciliation["accepted"].to_pylist()) > 0
+    assert silver.num_rows == bronze.num_rows
+    types = {e["type"] for ents in silver["entities"].to_pylist() for e in ents}
+    assert types == {"person", "location", "organization"}
+    assert results["embed"].computed == silver.num_rows
+    selected = tables.read_table(tables.table_path(wh, "gold/selection"))
+    assert 0 < selected.num_rows <= silver.num_rows
+    assert set(selected["dataset"].to_pylist()) <= set(silver["dataset"].to_pylist())
+    assert Path(results["train"]["model"]).is_dir()
+    # No OOD-DEV corpora in the sample: evaluation falls back to held-out splits, never to train.
+    assert {s.dataset for s in results["evaluate"].scores} == {"sample_en"}
+    assert "sample_en:dev" in (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
+
+    # Re-run the data stages through the CLI: same rows, nothing embedded twice.
+    rc = main(["run", *overrides, "run.stages=[ingest,taxonomy,embed]"])
+    assert rc == 0
+    assert tables.read_table(tables.table_path(wh, "bronze/samples")).num_rows == bronze.num_rows
+    assert tables.read_table(tables.table_path(wh, "silver/samples")).num_rows == silver.num_rows
+    emb = tables.read_table(tables.table_path(wh, "gold/embeddings"), columns=["sample_id"])
+    assert emb.num_rows == silver.num_rows
