@@ -26,14 +26,12 @@ def get_spark(cfg: SparkConfig):
     if cfg.master.startswith("local"):
         builder = builder.config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false")
     if cfg.table_backend == "delta-spark":
-        # Cluster path: the JVM Delta extension. Its jars must be on the cluster (they cannot be
-        # fetched on an offline machine); configure_spark_with_delta_pip adds the Maven coordinates.
-        from delta import configure_spark_with_delta_pip
-
+        # Cluster path: the JVM Delta extension. The cluster provides its jars (EMR/Databricks bundle
+        # them); elsewhere add `spark.jars.packages: io.delta:delta-spark_2.13:<version>` to spark.conf.
+        # We never add Maven coordinates ourselves: an offline driver would hang resolving them.
         builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
         )
-        builder = configure_spark_with_delta_pip(builder)
     for k, v in cfg.conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
