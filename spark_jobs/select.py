@@ -96,7 +96,7 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
     notes: list[str] = []
 
     silver = read_delta(spark, silver_path, backend)
-    roles = catalog_roles(cfg.ingest.catalogs)
+    roles = catalog_roles(cfg.ingest.catalogs, builtin=cfg.ingest.builtin_catalog)
     evals = eval_datasets(s.decontaminate, roles)
     present = {r["dataset"] for r in silver.select("dataset").distinct().collect()}
     if missing_evals := sorted(set(evals) - present):

@@ -49,14 +49,12 @@ def text_hashes(texts: Iterable[str]) -> np.ndarray:
     return np.array([text_hash(t) for t in texts], dtype=object)
 
 
-def catalog_roles(catalogs: Collection[str] = ()) -> dict[str, str]:
-    """dataset -> role (train_pool, ood_dev, duplicate) from the ingest catalog (built-in + `catalogs`);
-    empty when no catalog can be loaded (then the built-in OOD-DEV list applies)."""
-    try:
-        from b2ner_common.catalog import load_catalog
-    except ImportError:
-        return {}
-    return load_catalog(list(catalogs)).roles()
+def catalog_roles(catalogs: Collection[str] = (), builtin: bool = True) -> dict[str, str]:
+    """dataset -> role (train_pool, ood_dev, duplicate) from the ingest catalog (built-in unless
+    `builtin` is False, + `catalogs`: the same catalogs ingest read)."""
+    from b2ner_common.catalog import load_catalog
+
+    return load_catalog(list(catalogs), builtin=builtin).roles()
 
 
 def eval_datasets(names: Collection[str] | None = None, roles: Mapping[str, str] | None = None) -> list[str]:
