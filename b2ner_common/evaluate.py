@@ -21,19 +21,8 @@ from pathlib import Path
 
 from b2ner_common.metrics import PRF, b2ner_f1, language_average, mean_sd, pairs_answer, span_f1
 from b2ner_common.models.base import predict_detailed
+from b2ner_common.ood import OOD_DATASETS
 
-OOD_DATASETS: dict[str, list[str]] = {
-    "en": [
-        "crossner_ai",
-        "crossner_literature",
-        "crossner_music",
-        "crossner_politics",
-        "crossner_science",
-        "mit_movie",
-        "mit_restaurant",
-    ],
-    "zh": ["weibo", "cluener", "ccks2021_address"],
-}
 # DESIGN.md: published zero-shot averages (F1 x 100) on the 7 English OOD test sets.
 PUBLISHED_EN_AVG: dict[str, float] = {
     "B2NER": 72.1,

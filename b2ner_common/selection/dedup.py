@@ -13,20 +13,8 @@ from collections.abc import Collection, Iterable, Mapping
 
 import numpy as np
 
-# The OOD-DEV corpora of the B2NER protocol (shared corpora README). The ingest catalog's `role` column
-# takes precedence when it exists; this list is the fallback.
-OOD_DEV_DATASETS: tuple[str, ...] = (
-    "crossner_ai",
-    "crossner_literature",
-    "crossner_music",
-    "crossner_politics",
-    "crossner_science",
-    "mit_movie",
-    "mit_restaurant",
-    "weibo",
-    "cluener",
-    "ccks2021_address",
-)
+# The OOD-DEV corpora: the ingest catalog's `role` column takes precedence, this list is the fallback and a guard.
+from b2ner_common.ood import OOD_DEV_DATASETS
 
 _SPACE = re.compile(r"\s+")
 
