@@ -309,17 +309,24 @@ def run_local(
             )
             for b in iter_slices(piece, cfg.predict.batch_size)
         ]
-        rows = pd.concat(frames, ignore_index=True)
-        commit_rows(out, rows_to_arrow(rows), cfg)
-        summary.commits += 1
-        summary.add_rows(rows)
-        count_problems(rows, problems)
-        summary.seconds = time.perf_counter() - t0
+        commit_slice(out, rows_to_arrow(pd.concat(frames, ignore_index=True)), cfg, summary, problems, t0)
         if on_commit:
             on_commit(summary, todo.num_rows)
     summary.problems = problems
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def commit_slice(
+    out_path: str, rows: pa.Table, cfg: PipelineConfig, summary, problems: dict[str, int], t0: float
+) -> None:
+    """Commit one slice of prediction rows (every engine) and fold its statuses into the run summary."""
+    commit_rows(out_path, rows, cfg)
+    frame = rows.select(["status", "error"]).to_pandas()
+    summary.commits += 1
+    summary.add_rows(frame)
+    count_problems(frame, problems)
+    summary.seconds = time.perf_counter() - t0
 
 
 def count_problems(rows: pd.DataFrame, acc: dict[str, int]) -> None:

@@ -20,8 +20,7 @@ from b2ner_common.config import PipelineConfig
 from b2ner_common.predict import (
     InputError,
     PredictSummary,
-    commit_rows,
-    count_problems,
+    commit_slice,
     done_doc_ids,
     get_predictor,
     is_delta,
@@ -129,12 +128,7 @@ def run_ray(
             if not pending:
                 return
             rows = pa.concat_tables(pending)
-            commit_rows(out, rows, cfg)
-            frame = rows.select(["status", "error"]).to_pandas()
-            summary.commits += 1
-            summary.add_rows(frame)
-            count_problems(frame, problems)
-            summary.seconds = time.perf_counter() - t0
+            commit_slice(out, rows, cfg, summary, problems, t0)
             pending, n_pending = [], 0
             if on_commit:
                 on_commit(summary, -1)

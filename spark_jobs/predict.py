@@ -19,8 +19,7 @@ from b2ner_common.config import PipelineConfig
 from b2ner_common.predict import (
     InputError,
     PredictSummary,
-    commit_rows,
-    count_problems,
+    commit_slice,
     get_predictor,
     is_delta,
     output_path,
@@ -129,12 +128,7 @@ def run_spark(
         if rows.num_rows == 0:
             continue
         rows = rows.select(schema.PREDICTIONS.names).cast(schema.PREDICTIONS)
-        commit_rows(out, rows, cfg)
-        frame = rows.select(["status", "error"]).to_pandas()
-        summary.commits += 1
-        summary.add_rows(frame)
-        count_problems(frame, problems)
-        summary.seconds = time.perf_counter() - t0
+        commit_slice(out, rows, cfg, summary, problems, t0)
         if on_commit:
             on_commit(summary, n_todo)
     todo.unpersist()
