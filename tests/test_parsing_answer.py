@@ -117,7 +117,8 @@ ENT_WORDS = st.sampled_from(
     ["Obama", "Paris", "United Nations", "Star Wars: IV", "北京", "上海市", "叶老桂", "WMT-14"]
 )
 FILLER = st.sampled_from(["the", "of a", "visited", "and", "的", "在", "是", "in 2015 ,"])
-ZH_FILLER = st.sampled_from(["的", "在", "是", "，", "2015年"])
+# Digits stay inside CJK characters: "WMT-14" glued to "2015" would be a different token, not a mention.
+ZH_FILLER = st.sampled_from(["的", "在", "是", "，", "于2015年"])
 LABELS = ["person", "location", "organization", "date or period"]
 
 

@@ -87,10 +87,24 @@ def test_save_load_round_trip_gives_identical_predictions(model, tmp_path):
     # An untrained model scores ~sigmoid(-4): a low threshold gives many spans to compare.
     a = model.predict(TEXTS, ["person", "city"], threshold=0.01)
     b = again.predict(TEXTS, ["person", "city"], threshold=0.01)
-    assert a == b and sum(map(len, a)) > 0
+    assert _same_predictions(a, b) and sum(map(len, a)) > 0
     cfg = ModelConfig(family="span-encoder", path=str(out))
     cfg.span.threshold = 0.01
-    assert load_predictor(cfg).predict(TEXTS, ["person", "city"]) == a
+    assert _same_predictions(load_predictor(cfg).predict(TEXTS, ["person", "city"]), a)
+
+
+def _same_predictions(a, b, tol: float = 1e-4) -> bool:
+    """Same spans and labels; scores equal up to float noise (other tests in the session change torch's
+    thread count, and the module-scoped model's cached label vectors were computed under another one)."""
+    if [[(e.start, e.end, e.label, e.text) for e in ents] for ents in a] != [
+        [(e.start, e.end, e.label, e.text) for e in ents] for ents in b
+    ]:
+        return False
+    return all(
+        abs(x.score - y.score) <= tol
+        for xs, ys in zip(a, b, strict=True)
+        for x, y in zip(xs, ys, strict=True)
+    )
 
 
 def test_sample_labels_keeps_gold_consistent_with_shown_labels(model):
