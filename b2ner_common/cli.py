@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+
 @app.callback()
 def _root() -> None:
     """Open NER at scale. Every command takes --config FILE and key=value overrides."""

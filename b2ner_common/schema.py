@@ -71,7 +71,7 @@ def check_offsets(text: str, entities: Iterable[Entity]) -> str | None:
         if not (0 <= e.start < e.end <= len(text)):
             return f"span out of range [{e.start},{e.end}) for text of length {len(text)}"
         if text[e.start : e.end] != e.text:
-            return f"span [{e.start},{e.end}) is {text[e.start:e.end]!r}, entity text is {e.text!r}"
+            return f"span [{e.start},{e.end}) is {text[e.start : e.end]!r}, entity text is {e.text!r}"
     return None
 
 

@@ -33,7 +33,9 @@ TABLES = (
 
 def table_path(warehouse: str | Path, name: str) -> str:
     """Location of table `name` (e.g. "bronze/samples") under the warehouse root."""
-    return str(Path(warehouse) / name) if "://" not in str(warehouse) else f"{str(warehouse).rstrip('/')}/{name}"
+    return (
+        str(Path(warehouse) / name) if "://" not in str(warehouse) else f"{str(warehouse).rstrip('/')}/{name}"
+    )
 
 
 def table_exists(path: str) -> bool:
@@ -49,7 +51,9 @@ def _commit(metadata: dict | None) -> CommitProperties | None:
         return None
     # Delta commit metadata values must be strings; nested config goes in as JSON.
     return CommitProperties(
-        custom_metadata={k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()}
+        custom_metadata={
+            k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()
+        }
     )
 
 
@@ -71,7 +75,9 @@ def write_table(
         dt = DeltaTable(path)
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
         (
-            dt.merge(data, predicate=cond, source_alias="s", target_alias="t", commit_properties=_commit(metadata))
+            dt.merge(
+                data, predicate=cond, source_alias="s", target_alias="t", commit_properties=_commit(metadata)
+            )
             .when_not_matched_insert_all()
             .execute()
         )

@@ -46,7 +46,9 @@ def write_delta(
     data = df.toArrow()
     if schema is not None:
         data = data.select(schema.names).cast(schema)
-    return tables.write_table(path, data, mode=mode, merge_keys=merge_keys, predicate=predicate, metadata=metadata)
+    return tables.write_table(
+        path, data, mode=mode, merge_keys=merge_keys, predicate=predicate, metadata=metadata
+    )
 
 
 def _write_delta_spark(df, path, *, mode, merge_keys, predicate):  # pragma: no cover - needs delta jars
@@ -55,7 +57,9 @@ def _write_delta_spark(df, path, *, mode, merge_keys, predicate):  # pragma: no 
     spark = df.sparkSession
     if merge_keys and DeltaTable.isDeltaTable(spark, path):
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
-        DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond).whenNotMatchedInsertAll().execute()
+        DeltaTable.forPath(spark, path).alias("t").merge(
+            df.alias("s"), cond
+        ).whenNotMatchedInsertAll().execute()
         return None
     writer = df.write.format("delta").mode("overwrite" if mode == "overwrite" else "append")
     if predicate:
