@@ -77,6 +77,11 @@ class SelectConfig(Section):
     embed_threads: int | None = None  # torch/FAISS threads per Spark task; None = spark.task.cpus
     splits: list[str] = Field(default_factory=lambda: ["train"])  # splits selection draws from
     datasets: list[str] = Field(default_factory=list)  # restrict selection to these datasets (empty = all)
+    langs: list[str] = Field(default_factory=list)  # restrict selection to these languages (empty = all)
+    # Seeded cap on each dataset's candidates (same rows for embed and select): bounds the embedding cost,
+    # which dominates on CPU. None = every candidate.
+    max_candidates_per_dataset: int | None = Field(None, ge=1)
+    embed_scope: Literal["candidates", "all"] = "candidates"  # embed selection candidates, or all silver
     exclude: list[str] = Field(
         default_factory=list
     )  # never select from these (eval datasets always excluded)
@@ -127,6 +132,8 @@ class SpanEncoderTrainConfig(Section):
     max_labels: int = 12  # labels shown per sample: positives + dataset negatives + pool negatives
     pool_negatives: int = 2  # random labels from the whole pool (may be false negatives: keep few)
     drop_positive: float = 0.1  # B2NER: each positive label dropped with its entities
+    focal_gamma: float = Field(0.0, ge=0.0)  # > 0: focal loss, down-weights the many easy negatives
+    positive_weight: float = Field(1.0, gt=0.0)  # weight of positive (span, label) pairs in the loss
     label_field: Literal["type", "label"] = "type"  # taxonomy types, or the corpora's raw labels
     source: Literal["selection", "silver"] = "selection"  # gold/selection joined with silver, or all silver
     selection_run: str = ""  # gold/selection run to train on; empty = select.run_id
@@ -228,6 +235,9 @@ class RunConfig(Section):
     train_steps: int | None = 300
     # Sentences per OOD-DEV dataset the main job evaluates on; used only when evaluate.max_samples is unset.
     eval_samples: int | None = 300
+    # Candidates per dataset the main job embeds and selects from; used only when
+    # select.max_candidates_per_dataset is unset (embedding all ~240k train rows takes ~40 min on 2 cores).
+    candidates_per_dataset: int | None = 3000
 
 
 class PipelineConfig(Section):

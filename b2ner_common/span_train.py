@@ -37,6 +37,8 @@ class SpanTrainOptions:
     max_labels: int = 12
     pool_negatives: int = 2
     drop_positive: float = 0.1
+    focal_gamma: float = 0.0  # > 0: focal loss (see models.span_encoder.span_loss)
+    positive_weight: float = 1.0
     label_field: str = "type"  # "type": universal taxonomy labels; "label": the corpus's raw labels
     seed: int = 0
 
@@ -218,7 +220,9 @@ class SpanTrainer:
         batch = self.model.collate(segs, shown, with_targets=True)
         self.forward_model.train()
         logits = self.forward_model(batch, batch.labels)
-        loss = span_loss(logits, batch, self.model.span_mask(batch))
+        loss = span_loss(
+            logits, batch, self.model.span_mask(batch), self.opts.focal_gamma, self.opts.positive_weight
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.opts.grad_clip:

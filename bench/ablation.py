@@ -151,22 +151,57 @@ def arm_rows(arm: str, seed: int, args) -> list[dict]:
     return out
 
 
+class ThresholdSweep:
+    """Predicts once at the lowest threshold, then answers for any higher one by filtering on the score.
+
+    Exact for the span encoder: greedy best-first decoding picks a span only against higher-scoring
+    spans, so the entities kept at threshold t are those kept at t0 < t whose score is >= t.
+    """
+
+    def __init__(self, model, name: str, thresholds: list[float], batch_size: int = 64):
+        self.model, self.name, self.batch_size = model, name, batch_size
+        self.floor = min(thresholds)
+        self.threshold = self.floor
+        self._cache: dict = {}
+
+    def predict(self, texts, labels):
+        key = (tuple(texts), json.dumps(labels, sort_keys=True, default=str))
+        if key not in self._cache:
+            self._cache[key] = self.model.predict(
+                texts, labels, batch_size=self.batch_size, threshold=self.floor
+            )
+        return [[e for e in ents if e.score >= self.threshold] for ents in self._cache[key]]
+
+
 def run_arm(arm: str, seed: int, golds, args) -> dict:
     import torch
 
     from b2ner_common.evaluate import evaluate_predictor
-    from b2ner_common.models.span_encoder import SpanEncoderPredictor, build_span_encoder
+    from b2ner_common.models.span_encoder import build_span_encoder
     from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows, taxonomy_namer
 
     torch.set_num_threads(args.threads)
     rows = arm_rows(arm, seed, args)
     model = build_span_encoder(seed=seed)
     examples, stats = examples_from_rows(rows, model, ARMS[arm][1], taxonomy_namer())
-    opts = SpanTrainOptions(batch_size=args.batch_size, steps=args.steps, label_field=ARMS[arm][1], seed=seed)
+    opts = SpanTrainOptions(
+        batch_size=args.batch_size,
+        steps=args.steps,
+        label_field=ARMS[arm][1],
+        seed=seed,
+        focal_gamma=args.focal_gamma,
+        positive_weight=args.positive_weight,
+    )
     res = SpanTrainer(model, examples, opts).fit()
     t0 = time.perf_counter()
-    pred = SpanEncoderPredictor(model, f"arm-{arm}-s{seed}", batch_size=64)
-    ev = evaluate_predictor(pred, golds, [0], name=f"{arm}/s{seed}", batch_size=64)
+    thresholds = sorted({args.threshold, *args.sweep})
+    pred = ThresholdSweep(model, f"arm-{arm}-s{seed}", thresholds)
+    sweep = {}
+    for thr in thresholds:
+        pred.threshold = thr
+        ev = evaluate_predictor(pred, golds, [0], name=f"{arm}/s{seed}@{thr}", batch_size=64)
+        sweep[str(thr)] = {"per_dataset": ev.per_dataset(), "per_language": ev.per_language()}
+    main = sweep[str(args.threshold)]
     return {
         "arm": arm,
         "seed": seed,
@@ -183,8 +218,10 @@ def run_arm(arm: str, seed: int, golds, args) -> dict:
         "first_loss": res["first_loss"],
         "last_loss": res["last_loss"],
         "eval_seconds": round(time.perf_counter() - t0, 1),
-        "per_dataset": ev.per_dataset(),
-        "per_language": ev.per_language(),
+        "threshold": args.threshold,
+        "per_dataset": main["per_dataset"],
+        "per_language": main["per_language"],
+        "sweep": sweep,
     }
 
 
@@ -206,6 +243,19 @@ def aggregate(results: list[dict]) -> dict:
                 agg[level][name] = {
                     m: mean_sd([r[level][name][m] for r in runs]) for m in ("b2ner_f1", "span_f1")
                 }
+        # Threshold sensitivity: language averages at every swept threshold (runs that have a sweep).
+        swept = [r for r in runs if "sweep" in r]
+        if swept:
+            agg["sweep"] = {
+                thr: {
+                    lang: {
+                        m: mean_sd([r["sweep"][thr]["per_language"][lang][m] for r in swept])
+                        for m in ("b2ner_f1", "span_f1")
+                    }
+                    for lang in swept[0]["sweep"][thr]["per_language"]
+                }
+                for thr in swept[0]["sweep"]
+            }
         out[arm] = agg
     return out
 
@@ -257,6 +307,11 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=None, help="select.budget_per_dataset")
     ap.add_argument("--eval-samples", type=int, default=None, help="sentences per OOD dataset")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threshold", type=float, default=0.5, help="decision threshold of the main table")
+    ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.2, 0.3, 0.5], help="also scored")
+    ap.add_argument("--focal-gamma", type=float, default=0.0)
+    ap.add_argument("--positive-weight", type=float, default=1.0)
+    ap.add_argument("--prepare-only", action="store_true", help="run the pipeline stages, train nothing")
     args = ap.parse_args()
     q = args.quick
     args.seeds = args.seeds if args.seeds is not None else ([0] if q else [0, 1, 2])
@@ -277,6 +332,8 @@ def main() -> None:
     t0 = time.perf_counter()
     info = prepare(args)
     console.print(f"pipeline ready: {info.get('pool_rows')} pool rows, {info.get('selected_rows')} selected")
+    if args.prepare_only:
+        return
     gold_cfg = _cfg(args.work / "full", args, [f"evaluate.max_samples={args.eval_samples}"])
     golds = load_gold(gold_cfg, ood_datasets())
     args.results.mkdir(parents=True, exist_ok=True)
@@ -301,6 +358,9 @@ def main() -> None:
         "budget_per_dataset": args.budget,
         "eval_samples_per_dataset": args.eval_samples,
         "threads": args.threads,
+        "threshold": args.threshold,
+        "focal_gamma": args.focal_gamma,
+        "positive_weight": args.positive_weight,
         "gold_splits": {d: g.split for d, g in golds.items()},
         "pipeline": info,
         "wall_s_this_invocation": round(time.perf_counter() - t0, 1),
@@ -323,6 +383,20 @@ def main() -> None:
             cells.append(f"{bm:.1f}±{bs:.1f} / {sm:.1f}±{ss:.1f}")
         table.add_row(d if d not in ("en", "zh") else f"avg {d}", *cells)
     console.print(table)
+    if all("sweep" in a for a in agg.values()):
+        sens = Table(title="threshold sensitivity: avg b2ner_f1 en / zh (mean over seeds)")
+        sens.add_column("threshold")
+        for arm in agg:
+            sens.add_column(f"({arm})")
+        for thr in next(iter(agg.values()))["sweep"]:
+            cells = []
+            for arm in agg:
+                langs = agg[arm]["sweep"][thr]
+                cells.append(
+                    " / ".join(f"{langs[lg]['b2ner_f1'][0]:.1f}" for lg in ("en", "zh") if lg in langs)
+                )
+            sens.add_row(thr, *cells)
+        console.print(sens)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def options_from_config(cfg: PipelineConfig, total_steps: int):
         max_labels=s.max_labels,
         pool_negatives=s.pool_negatives,
         drop_positive=s.drop_positive,
+        focal_gamma=s.focal_gamma,
+        positive_weight=s.positive_weight,
         label_field=s.label_field,
         seed=cfg.train.seed,
     )

@@ -39,7 +39,10 @@ def task_threads(spark, configured: int | None = None) -> int:
 
 
 def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
-    """Embed every silver sample that has no vector for `cfg.select.embed_model` yet; merge into gold."""
+    """Embed the silver samples without a vector for `cfg.select.embed_model` yet; merge into gold.
+
+    `select.embed_scope=candidates` (default) embeds only what selection can draw from (spark_jobs.candidates).
+    """
     from pyspark.sql import functions as F
 
     from spark_jobs.session import get_spark
@@ -55,9 +58,12 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
         )
     gold_path = tables.table_path(cfg.warehouse, "gold/embeddings")
     t0 = time.perf_counter()
-    samples = (
-        read_delta(spark, silver_path, backend).select("sample_id", "text").dropDuplicates(["sample_id"])
-    )
+    samples = read_delta(spark, silver_path, backend)
+    if s.embed_scope == "candidates":
+        from spark_jobs.candidates import excluded_datasets, selection_candidates
+
+        samples = selection_candidates(samples, cfg, excluded_datasets(cfg)[1])
+    samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"])
     todo = samples
     if tables.table_exists(gold_path):
         done = (

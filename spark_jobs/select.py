@@ -76,9 +76,10 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
     """Clean and select per dataset on Spark, write gold/selection for `cfg.select.run_id`, write the report."""
     from pyspark.sql import functions as F
 
-    from b2ner_common.selection.dedup import catalog_roles, eval_datasets, never_train, text_hash
+    from b2ner_common.selection.dedup import text_hash
     from b2ner_common.selection.report import write_report
     from b2ner_common.selection.two_stage import SelectParams
+    from spark_jobs.candidates import excluded_datasets, selection_candidates
     from spark_jobs.embed import task_threads
     from spark_jobs.session import get_spark
 
@@ -96,8 +97,7 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
     notes: list[str] = []
 
     silver = read_delta(spark, silver_path, backend)
-    roles = catalog_roles(cfg.ingest.catalogs, builtin=cfg.ingest.builtin_catalog)
-    evals = eval_datasets(s.decontaminate, roles)
+    evals, excluded = excluded_datasets(cfg)
     present = {r["dataset"] for r in silver.select("dataset").distinct().collect()}
     if missing_evals := sorted(set(evals) - present):
         notes.append(
@@ -110,11 +110,7 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
         f"decontaminated against {len(eval_hashes)} distinct texts of {sorted(set(evals) & present)}"
     )
 
-    excluded = set(evals) | set(never_train(roles)) | set(s.exclude)
-    cand = silver.filter(F.col("split").isin(s.splits) & ~F.col("dataset").isin(sorted(excluded)))
-    if s.datasets:
-        cand = cand.filter(F.col("dataset").isin(s.datasets))
-    cand = cand.select(
+    cand = selection_candidates(silver, cfg, excluded).select(
         "sample_id",
         "dataset",
         "text",

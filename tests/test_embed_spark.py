@@ -79,3 +79,34 @@ def test_embed_cli_summary_and_bad_model(spark, warehouse, capsys):
     assert tables.read_table(tables.table_path(warehouse, "gold/embeddings")).num_rows == 12
     assert main(["embed", f"warehouse={warehouse}", "--model", "/no/such/encoder"]) == 2
     assert main(["embed", f"warehouse={warehouse / 'empty'}"]) == 2  # no silver table: names the command
+
+
+def test_embed_spark_only_selection_candidates_with_a_stable_cap(spark, warehouse):
+    from spark_jobs.candidates import excluded_datasets, selection_candidates
+    from spark_jobs.delta import read_delta
+    from spark_jobs.embed import run_embed
+
+    silver = tables.table_path(warehouse, "silver/samples")
+    dev = silver_rows(6, offset=100).to_pylist()
+    for r in dev:
+        r["split"] = "dev"
+    tables.write_table(silver, silver_rows(40))
+    tables.write_table(silver, pa.Table.from_pylist(dev, schema=SILVER_SAMPLES))
+    tables.write_table(silver, silver_rows(5, dataset="crossner_ai"))  # OOD-DEV: never a candidate
+    capped = load_config(None, [f"warehouse={warehouse}", "select.max_candidates_per_dataset=25"])
+
+    res = run_embed(capped, spark)
+    assert (res.candidates, res.computed) == (25, 25)
+    first = set(tables.read_table(tables.table_path(warehouse, "gold/embeddings"))["sample_id"].to_pylist())
+    train_ids = set(silver_rows(40)["sample_id"].to_pylist())
+    assert first <= train_ids
+
+    # The cap keeps a seeded hash order: a larger cap is a superset, so only the difference is embedded.
+    wider = load_config(None, [f"warehouse={warehouse}", "select.max_candidates_per_dataset=30"])
+    assert run_embed(wider, spark).computed == 5
+    cands = selection_candidates(read_delta(spark, silver, "delta-rs"), wider, excluded_datasets(wider)[1])
+    ids = {r["sample_id"] for r in cands.select("sample_id").collect()}
+    assert first < ids and len(ids) == 30
+
+    everything = load_config(None, [f"warehouse={warehouse}", "select.embed_scope=all"])
+    assert run_embed(everything, spark).computed == 40 + 6 + 5 - 30

@@ -1,5 +1,6 @@
 """`b2ner run` end to end on the generated sample corpus: every stage, then an idempotent re-run."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
         "run.eval_samples=40",
         "train.num_workers=1",
         "select.budget_per_dataset=60",
+        "run.candidates_per_dataset=80",
     ]
     results = run_pipeline(load_config(None, overrides), wide_console())
     wh = tmp_path / "wh"
@@ -31,7 +33,13 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
     assert silver.num_rows == bronze.num_rows
     types = {e["type"] for ents in silver["entities"].to_pylist() for e in ents}
     assert types == {"person", "location", "organization"}
-    assert results["embed"].computed == silver.num_rows
+    # Only selection candidates are embedded: train rows, at most run.candidates_per_dataset per dataset.
+    train_rows = Counter(
+        d for d, s in zip(silver["dataset"].to_pylist(), silver["split"].to_pylist()) if s == "train"
+    )
+    assert max(train_rows.values()) > 80
+    embedded = sum(min(n, 80) for n in train_rows.values())
+    assert results["embed"].computed == embedded
     selected = tables.read_table(tables.table_path(wh, "gold/selection"))
     assert 0 < selected.num_rows <= silver.num_rows
     assert set(selected["dataset"].to_pylist()) <= set(silver["dataset"].to_pylist())
@@ -46,4 +54,4 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
     assert tables.read_table(tables.table_path(wh, "bronze/samples")).num_rows == bronze.num_rows
     assert tables.read_table(tables.table_path(wh, "silver/samples")).num_rows == silver.num_rows
     emb = tables.read_table(tables.table_path(wh, "gold/embeddings"), columns=["sample_id"])
-    assert emb.num_rows == silver.num_rows
+    assert emb.num_rows == embedded

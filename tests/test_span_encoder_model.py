@@ -12,6 +12,7 @@ from b2ner_common.models.span_encoder import (
     build_span_encoder,
     load_span_encoder,
     save_span_encoder,
+    span_loss,
 )
 from b2ner_common.models.span_encoder_features import align_entities, segment_texts
 from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows, sample_labels
@@ -171,3 +172,24 @@ def test_training_on_real_sample_lowers_loss_and_fits_its_data(corpora_dir, mini
     t2.load_state_dict(state)
     assert t2.step == trainer.step == 80
     assert next(t2._batches()) == next(trainer._batches())
+
+
+def test_span_loss_focal_shifts_weight_from_easy_negatives_to_entities(model):
+    (seg,) = segment_texts(model.tokenizer, ["Barack Obama visited Paris ."], 24)[0]
+    seg.gold = [(0, 1, "person"), (3, 3, "location")]
+    batch = model.collate([seg], [["person", "location", "date"]], with_targets=True)
+    logits = model(batch, batch.labels).detach().requires_grad_(True)
+    mask = model.span_mask(batch)
+
+    def positive_share(**kw) -> float:
+        (grad,) = torch.autograd.grad(span_loss(logits, batch, mask, **kw), logits)
+        g = grad.abs()
+        return float((g * batch.targets).sum() / g.sum())
+
+    plain = positive_share()
+    assert plain > 0 and torch.isclose(
+        span_loss(logits, batch, mask), span_loss(logits, batch, mask, focal_gamma=0.0, positive_weight=1.0)
+    )
+    assert positive_share(focal_gamma=2.0) > plain
+    assert positive_share(positive_weight=3.0) > plain
+    assert span_loss(logits, batch, mask, focal_gamma=2.0) < span_loss(logits, batch, mask)

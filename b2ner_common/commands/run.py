@@ -163,13 +163,21 @@ STAGES: dict[str, Stage] = {
 }
 
 
+def main_job_caps(cfg: PipelineConfig) -> PipelineConfig:
+    """Apply the main job's size caps (run.*) where the stage's own setting is unset."""
+    if cfg.select.max_candidates_per_dataset is None and cfg.run.candidates_per_dataset is not None:
+        cfg = cfg.model_copy(deep=True)
+        cfg.select.max_candidates_per_dataset = cfg.run.candidates_per_dataset
+    return cfg
+
+
 def run_pipeline(cfg: PipelineConfig, console: Console, stages: list[str] | None = None) -> dict:
     """Run the configured stages (run.stages) in order; returns {stage: result}. Raises StageFailed.
 
     Every stage is idempotent, so re-running the main job recomputes only what is missing
     (embeddings are incremental; tables are merged or replaced per run).
     """
-    cfg = prepare_corpora(cfg, console)
+    cfg = main_job_caps(prepare_corpora(cfg, console))
     results: dict[str, Any] = {"config": cfg}
     timings: list[tuple[str, float]] = []
     for name in stages or cfg.run.stages:

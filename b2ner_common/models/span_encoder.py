@@ -200,13 +200,29 @@ class SpanEncoder(nn.Module):
         return results
 
 
-def span_loss(logits: torch.Tensor, batch: Batch, span_mask: torch.Tensor) -> torch.Tensor:
+def span_loss(
+    logits: torch.Tensor,
+    batch: Batch,
+    span_mask: torch.Tensor,
+    focal_gamma: float = 0.0,
+    positive_weight: float = 1.0,
+) -> torch.Tensor:
     """Binary cross-entropy summed over valid (span, shown label) pairs, averaged over segments.
 
-    Kept outside the module so a DDP-wrapped model's forward (logits) and the loss can be separated.
+    focal_gamma > 0 down-weights easy pairs by (1 - p_true)^gamma (focal loss): nearly all pairs are easy
+    negatives, whose summed gradient otherwise keeps scores of true entities low. positive_weight scales the
+    positive pairs' terms. Kept outside the module so a DDP-wrapped model's forward (logits) and the loss
+    can be separated.
     """
     valid = span_mask.unsqueeze(-1) & batch.label_mask.view(batch.label_mask.shape[0], 1, 1, -1)
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+    targets = batch.targets
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    if focal_gamma > 0:
+        p = torch.sigmoid(logits)
+        p_true = p * targets + (1 - p) * (1 - targets)
+        bce = bce * (1 - p_true).pow(focal_gamma)
+    if positive_weight != 1.0:
+        bce = bce * (1 + (positive_weight - 1) * targets)
     return (bce * valid).sum() / max(len(batch.segments), 1)
 
 
