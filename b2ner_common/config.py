@@ -127,13 +127,13 @@ class SpanEncoderTrainConfig(Section):
     """train.span: training of the span-encoder family (train.max_steps/epochs/seed/num_workers apply)."""
 
     batch_size: int = 32  # segments per step per worker
-    lr_encoder: float = 5e-5
-    lr_head: float = 1e-3
+    lr_encoder: float = 1e-4
+    lr_head: float = 2e-3
     max_labels: int = 12  # labels shown per sample: positives + dataset negatives + pool negatives
     pool_negatives: int = 2  # random labels from the whole pool (may be false negatives: keep few)
     drop_positive: float = 0.1  # B2NER: each positive label dropped with its entities
-    focal_gamma: float = Field(0.0, ge=0.0)  # > 0: focal loss, down-weights the many easy negatives
-    positive_weight: float = Field(1.0, gt=0.0)  # weight of positive (span, label) pairs in the loss
+    focal_gamma: float = Field(2.0, ge=0.0)  # > 0: focal loss, down-weights the many easy negatives
+    positive_weight: float = Field(3.0, gt=0.0)  # weight of positive (span, label) pairs in the loss
     label_field: Literal["type", "label"] = "type"  # taxonomy types, or the corpora's raw labels
     source: Literal["selection", "silver"] = "selection"  # gold/selection joined with silver, or all silver
     selection_run: str = ""  # gold/selection run to train on; empty = select.run_id

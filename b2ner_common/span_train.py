@@ -29,16 +29,16 @@ from b2ner_common.models.span_encoder_features import Segment, align_entities, l
 class SpanTrainOptions:
     batch_size: int = 32
     steps: int = 1000
-    lr_encoder: float = 5e-5
-    lr_head: float = 1e-3
+    lr_encoder: float = 1e-4
+    lr_head: float = 2e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     max_labels: int = 12
     pool_negatives: int = 2
     drop_positive: float = 0.1
-    focal_gamma: float = 0.0  # > 0: focal loss (see models.span_encoder.span_loss)
-    positive_weight: float = 1.0
+    focal_gamma: float = 2.0  # > 0: focal loss (see models.span_encoder.span_loss)
+    positive_weight: float = 3.0
     label_field: str = "type"  # "type": universal taxonomy labels; "label": the corpus's raw labels
     seed: int = 0
 

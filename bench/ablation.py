@@ -307,18 +307,18 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=None, help="select.budget_per_dataset")
     ap.add_argument("--eval-samples", type=int, default=None, help="sentences per OOD dataset")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--threshold", type=float, default=0.5, help="decision threshold of the main table")
+    ap.add_argument("--threshold", type=float, default=0.3, help="decision threshold of the main table")
     ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.2, 0.3, 0.5], help="also scored")
-    ap.add_argument("--focal-gamma", type=float, default=0.0)
-    ap.add_argument("--positive-weight", type=float, default=1.0)
+    ap.add_argument("--focal-gamma", type=float, default=2.0)
+    ap.add_argument("--positive-weight", type=float, default=3.0)
     ap.add_argument("--prepare-only", action="store_true", help="run the pipeline stages, train nothing")
     args = ap.parse_args()
     q = args.quick
     args.seeds = args.seeds if args.seeds is not None else ([0] if q else [0, 1, 2])
-    args.steps = args.steps or (150 if q else 600)
+    args.steps = args.steps or (150 if q else 300)
     args.pool_cap = args.pool_cap or (1500 if q else 4000)
     args.budget = args.budget or (300 if q else 1000)
-    args.eval_samples = args.eval_samples or (150 if q else 500)
+    args.eval_samples = args.eval_samples or (150 if q else 300)
     mode = "quick" if q else "full"
     args.results = args.results or ROOT / "bench" / "results" / f"ablation_{mode}"
     args.work = args.work / mode
