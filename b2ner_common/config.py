@@ -118,7 +118,7 @@ class SpanEncoderModelConfig(Section):
     freeze_layers: int = 3  # lower encoder layers kept frozen: fewer frees more quality, costs speed
     span_dim: int = 256
     use_definitions: bool = False  # label text "name: definition" where the taxonomy gives one
-    threshold: float | None = None  # decision threshold; None = the one saved with the model (0.5)
+    threshold: float | None = None  # decision threshold; None = the one saved with the model (0.3)
     batch_size: int = 64  # segments per forward pass at inference
     quantize: bool = False  # dynamic int8 for CPU inference (faster, slightly different scores)
 
