@@ -15,7 +15,7 @@ silver/samples of <work>/pool, then embed + select (Spark jobs) produce gold/sel
 Each finished arm/seed is saved as <results>/<arm>_s<seed>.json and not re-run.
 
     .venv/bin/python bench/ablation.py --quick      # 1 seed, short training, subsampled evaluation
-    .venv/bin/python bench/ablation.py              # 3 seeds (about 2 hours on an idle 2-core machine)
+    .venv/bin/python bench/ablation.py              # 3 seeds x 300 steps (see docs/benchmarks.md for time)
 """
 
 from __future__ import annotations
