@@ -260,6 +260,43 @@ def aggregate(results: list[dict]) -> dict:
     return out
 
 
+def markdown(agg: dict, meta: dict) -> str:
+    """The result tables for docs/benchmarks.md (b2ner_f1 / span_f1 mean +/- sd over seeds)."""
+    arms = list(agg)
+    head = "| dataset | " + " | ".join(f"({a}) {agg[a]['description']}" for a in arms) + " |"
+    lines = [head, "|---" * (len(arms) + 1) + "|"]
+    lines.append("| training rows | " + " | ".join(f"{agg[a]['train_rows']:,.0f}" for a in arms) + " |")
+    lines.append("| train s (mean) | " + " | ".join(f"{agg[a]['train_seconds']:.0f}" for a in arms) + " |")
+    names = list(agg[arms[0]]["per_dataset"]) + ["en", "zh"]
+    for d in names:
+        level = "per_language" if d in ("en", "zh") else "per_dataset"
+        cells = []
+        for a in arms:
+            (bm, bs), (sm, ss) = (agg[a][level][d][m] for m in ("b2ner_f1", "span_f1"))
+            cells.append(f"{bm:.1f} ± {bs:.1f} / {sm:.1f} ± {ss:.1f}")
+        label = f"**avg {d}**" if d in ("en", "zh") else d
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    out = [
+        f"b2ner_f1 / span_f1 (%), mean ± sd over seeds {meta['seeds']}, threshold {meta['threshold']}:",
+        "",
+        *lines,
+    ]
+    if all("sweep" in agg[a] for a in arms):
+        out += ["", "Threshold sensitivity, avg b2ner_f1 en / zh (mean ± sd over seeds):", ""]
+        out += ["| threshold | " + " | ".join(f"({a})" for a in arms) + " |", "|---" * (len(arms) + 1) + "|"]
+        for thr in agg[arms[0]]["sweep"]:
+            cells = []
+            for a in arms:
+                sw = agg[a]["sweep"][thr]
+                cells.append(
+                    " / ".join(
+                        f"{sw[lg]['b2ner_f1'][0]:.1f} ± {sw[lg]['b2ner_f1'][1]:.1f}" for lg in ("en", "zh")
+                    )
+                )
+            out.append(f"| {thr} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def chart(agg: dict, path: Path) -> None:
     import matplotlib
 
@@ -369,6 +406,7 @@ def main() -> None:
         json.dumps({"meta": meta, "arms": agg}, indent=2)
     )
     chart(agg, ROOT / "docs" / f"ablation_{mode}.png")
+    (ROOT / "bench" / "results" / f"ablation_{mode}.md").write_text(markdown(agg, meta), encoding="utf-8")
 
     table = Table(title=f"ablation ({mode}): b2ner_f1 / span_f1, mean +/- sd over seeds {args.seeds}")
     table.add_column("dataset")
