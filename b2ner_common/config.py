@@ -36,6 +36,8 @@ class SparkConfig(Section):
 class RayConfig(Section):
     address: str | None = None  # None starts a local Ray; "auto" or "ray://head:10001" joins a cluster
     num_cpus: int | None = None  # local Ray only
+    # Ray Data progress bars: off by default, they redraw every second in job logs (also after finishing).
+    progress_bars: bool = False
 
 
 class IngestConfig(Section):

@@ -88,8 +88,10 @@ def run_ray(
 ) -> PredictSummary:
     """The Ray Data job; returns the same summary as the local and Spark engines."""
     import ray
+    import ray.data
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.data.DataContext.get_current().enable_progress_bars = cfg.ray.progress_bars
     t0 = time.perf_counter()
     started = False
     if not ray.is_initialized():
