@@ -47,10 +47,9 @@ def init_ray(cfg: RayConfig) -> None:
     # Ray >= 2.5x enables token auth for local clusters and writes ~/.ray/auth_token; a local
     # embedded run does not need it.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if not cfg.address:
-        # A local Ray runs its workers at nice 15: on a busy host the training workers (the job's whole
-        # point) then get a few % of a core behind any other process. Measured: 5-8 % CPU next to a bench.
-        os.environ.setdefault("RAY_worker_niceness", "0")
+    # Ray runs its workers at nice 15, so on a busy host training gets a few % of a core behind any other
+    # process. Forcing RAY_worker_niceness=0 made the second Ray Train fit of a process hang (twice, at
+    # "Requesting resources"), so Ray's default is kept; set the variable yourself on a dedicated host.
     kwargs: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
