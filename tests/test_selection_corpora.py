@@ -123,7 +123,8 @@ def test_selection_corpora_embed_and_select_end_to_end(corpora_dir, spark, wareh
         ],
     )
     emb = run_embed(cfg, spark)
-    assert emb.computed == len(rows)
+    # Only selection candidates are embedded: CrossNER-AI is OOD-DEV, used for decontamination by text alone.
+    assert emb.computed == len(conll_all) + len(wnut)
     res = run_select(cfg, spark)
     stats = {s["dataset"]: s for s in res.stats}
     assert set(stats) == {"conll2003", "wnut17"}
