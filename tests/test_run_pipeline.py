@@ -35,7 +35,9 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
     assert types == {"person", "location", "organization"}
     # Only selection candidates are embedded: train rows, at most run.candidates_per_dataset per dataset.
     train_rows = Counter(
-        d for d, s in zip(silver["dataset"].to_pylist(), silver["split"].to_pylist()) if s == "train"
+        d
+        for d, s in zip(silver["dataset"].to_pylist(), silver["split"].to_pylist(), strict=True)
+        if s == "train"
     )
     assert max(train_rows.values()) > 80
     embedded = sum(min(n, 80) for n in train_rows.values())

@@ -100,9 +100,6 @@ def stage_select(cfg: PipelineConfig, console: Console, results: dict[str, Any])
 def stage_train(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
     from b2ner_common.commands.train import run_train
 
-    if cfg.train.max_steps is None and cfg.run.train_steps is not None:
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.max_steps = cfg.run.train_steps
     with console.status(
         f"training {cfg.model.family} run {cfg.train.run_name!r} ({cfg.train.max_steps} steps)"
     ):
@@ -118,8 +115,6 @@ def stage_evaluate(cfg: PipelineConfig, console: Console, results: dict[str, Any
     trained = (results.get("train") or {}).get("model")
     if trained and not cfg.model.path:
         cfg.model.path = trained
-    if cfg.evaluate.max_samples is None:
-        cfg.evaluate.max_samples = cfg.run.eval_samples
     if not cfg.model.path and not cfg.evaluate.models:
         raise StageFailed("evaluate: no model (run the train stage or set model.path)")
     if not cfg.evaluate.datasets:
@@ -164,10 +159,18 @@ STAGES: dict[str, Stage] = {
 
 
 def main_job_caps(cfg: PipelineConfig) -> PipelineConfig:
-    """Apply the main job's size caps (run.*) where the stage's own setting is unset."""
-    if cfg.select.max_candidates_per_dataset is None and cfg.run.candidates_per_dataset is not None:
-        cfg = cfg.model_copy(deep=True)
+    """Apply the main job's size caps (run.*) where the stage's own setting is unset.
+
+    The stage commands (`b2ner embed`, `b2ner train`, ...) never see these caps: only `b2ner run` is sized
+    to finish on a laptop.
+    """
+    cfg = cfg.model_copy(deep=True)
+    if cfg.select.max_candidates_per_dataset is None:
         cfg.select.max_candidates_per_dataset = cfg.run.candidates_per_dataset
+    if cfg.train.max_steps is None:
+        cfg.train.max_steps = cfg.run.train_steps
+    if cfg.evaluate.max_samples is None:
+        cfg.evaluate.max_samples = cfg.run.eval_samples
     return cfg
 
 
