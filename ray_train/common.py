@@ -1,4 +1,5 @@
-"""Pieces every Ray Train job shares: Ray start-up from `RayConfig`, run storage, MLflow tracking.
+"""Pieces every Ray job shares: Ray start-up from `RayConfig` (Ray Train and the Ray Data predict engine),
+run storage, MLflow tracking.
 
 Generic on purpose (the LLM SFT job and the span-encoder job both use it): nothing here knows about
 a model family. Import cost matters (`b2ner --help` must stay fast): ray and mlflow are imported
@@ -33,17 +34,18 @@ def worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in WORKER_ENV_VARS if k in os.environ}
 
 
-def init_ray(cfg: RayConfig) -> None:
+def init_ray(cfg: RayConfig, log_to_driver: bool = True) -> bool:
     """Start (or join) Ray as `cfg` says; a no-op when Ray is already initialized in this process.
 
     `address=None` starts a local Ray with `num_cpus`; "auto" or "ray://head:10001" joins a cluster.
+    Returns whether this call started Ray (so the caller knows whether to shut it down).
     """
     import ray
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = cfg.progress_bars
     if ray.is_initialized():
-        return
+        return False
     # Ray >= 2.5x enables token auth for local clusters and writes ~/.ray/auth_token; a local
     # embedded run does not need it.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -53,7 +55,7 @@ def init_ray(cfg: RayConfig) -> None:
     kwargs: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
-        "log_to_driver": True,
+        "log_to_driver": log_to_driver,
     }
     env = worker_env()
     if env:
@@ -63,6 +65,7 @@ def init_ray(cfg: RayConfig) -> None:
     elif cfg.num_cpus:
         kwargs["num_cpus"] = cfg.num_cpus
     ray.init(**kwargs)
+    return True
 
 
 def storage_path(train: TrainConfig) -> str:

@@ -7,7 +7,6 @@ rerun ends with exactly the rows of an uninterrupted run.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,20 +87,12 @@ def run_ray(
 ) -> PredictSummary:
     """The Ray Data job; returns the same summary as the local and Spark engines."""
     import ray
-    import ray.data
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.data.DataContext.get_current().enable_progress_bars = cfg.ray.progress_bars
+    from ray_train.common import init_ray
+
     t0 = time.perf_counter()
-    started = False
-    if not ray.is_initialized():
-        ray.init(
-            address=cfg.ray.address,
-            num_cpus=cfg.ray.num_cpus if cfg.ray.address is None else None,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-        started = True
+    # Actor logs stay on the workers: per-batch model output would flood the driver's console.
+    started = init_ray(cfg.ray, log_to_driver=False)
     try:
         out = output_path(cfg)
         summary = PredictSummary(run_id=cfg.predict.run_id, output=out)
