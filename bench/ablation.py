@@ -155,7 +155,8 @@ class ThresholdSweep:
     """Predicts once at the lowest threshold, then answers for any higher one by filtering on the score.
 
     Exact for the span encoder: greedy best-first decoding picks a span only against higher-scoring
-    spans, so the entities kept at threshold t are those kept at t0 < t whose score is >= t.
+    spans, so the entities kept at threshold t are those kept at t0 < t whose score is > t (the
+    property is pinned by test_span_encoder_higher_threshold_only_filters_lower_one).
     """
 
     def __init__(self, model, name: str, thresholds: list[float], batch_size: int = 64):
@@ -170,7 +171,7 @@ class ThresholdSweep:
             self._cache[key] = self.model.predict(
                 texts, labels, batch_size=self.batch_size, threshold=self.floor
             )
-        return [[e for e in ents if e.score >= self.threshold] for ents in self._cache[key]]
+        return [[e for e in ents if e.score > self.threshold] for ents in self._cache[key]]
 
 
 def run_arm(arm: str, seed: int, golds, args) -> dict:
@@ -346,11 +347,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.3, help="decision threshold of the main table")
     ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.2, 0.3, 0.5], help="also scored")
-    ap.add_argument("--focal-gamma", type=float, default=2.0)
-    ap.add_argument("--positive-weight", type=float, default=3.0)
+    ap.add_argument(
+        "--focal-gamma", type=float, default=None, help="default: the trainer's (SpanTrainOptions)"
+    )
+    ap.add_argument("--positive-weight", type=float, default=None, help="default: the trainer's")
     ap.add_argument("--prepare-only", action="store_true", help="run the pipeline stages, train nothing")
     args = ap.parse_args()
     q = args.quick
+    from b2ner_common.span_train import SpanTrainOptions
+
+    defaults = SpanTrainOptions()
+    args.focal_gamma = defaults.focal_gamma if args.focal_gamma is None else args.focal_gamma
+    args.positive_weight = defaults.positive_weight if args.positive_weight is None else args.positive_weight
     args.seeds = args.seeds if args.seeds is not None else ([0] if q else [0, 1, 2])
     args.steps = args.steps or (150 if q else 300)
     args.pool_cap = args.pool_cap or (1500 if q else 4000)

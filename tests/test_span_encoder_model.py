@@ -193,3 +193,19 @@ def test_span_loss_focal_shifts_weight_from_easy_negatives_to_entities(model):
     assert positive_share(focal_gamma=2.0) > plain
     assert positive_share(positive_weight=3.0) > plain
     assert span_loss(logits, batch, mask, focal_gamma=2.0) < span_loss(logits, batch, mask)
+
+
+def test_span_encoder_higher_threshold_only_filters_lower_one(model):
+    """Greedy best-first decoding: raising the threshold drops low-score entities and changes nothing else
+    (bench/ablation.py scores every threshold from one prediction on this property)."""
+    texts = [*TEXTS, " ".join(f"Mr Smith{i} flew from Berlin to Rome ." for i in range(8))]
+    labels = ["person", "location", "date", "organization"]
+    low = model.predict(texts, labels, threshold=0.01)
+    scores = sorted(e.score for ents in low for e in ents)
+    assert len(scores) > 20
+    for thr in (scores[len(scores) // 4], scores[len(scores) // 2], scores[-3]):
+        high = model.predict(texts, labels, threshold=thr)
+        assert high == [
+            [e for e in ents if e.score > thr] for ents in low
+        ]  # decoding keeps score > threshold
+        assert sum(map(len, high)) < len(scores)
