@@ -138,7 +138,10 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
             f"samples without a {s.embed_model!r} embedding: {missing}; run `b2ner embed` (same select.embed_model)"
         )
     if not stats:
-        raise SelectionError(f"no candidate samples: splits {s.splits}, excluded {sorted(excluded)}")
+        raise SelectionError(
+            f"no candidate samples: splits {s.splits}, datasets {s.datasets or 'all'}, langs {s.langs or 'all'},"
+            f" excluded {sorted(excluded)}"
+        )
     sel = result.filter(pc.invert(is_stats)).select(SELECTION.names).cast(SELECTION)
     tables.write_table(
         tables.table_path(cfg.warehouse, "gold/selection"),

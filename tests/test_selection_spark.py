@@ -179,6 +179,16 @@ def test_selection_spark_missing_embeddings_fail_the_job(spark, warehouse, tmp_p
     assert not tables.table_exists(tables.table_path(warehouse, "gold/selection"))
 
 
+def test_selection_spark_no_candidates_names_the_filters(spark, warehouse, tmp_path):
+    from spark_jobs.select import SelectionError, run_select
+
+    build_warehouse(warehouse, np.random.default_rng(3))
+    cfg = load_config(None, [f"warehouse={warehouse}", f"select.report_dir={tmp_path}", "select.langs=[xx]"])
+    with pytest.raises(SelectionError, match=r"no candidate samples: .*langs \['xx'\]"):
+        run_select(cfg, spark)
+    assert not tables.table_exists(tables.table_path(warehouse, "gold/selection"))
+
+
 def test_selection_cli_select_exit_codes(spark, warehouse, tmp_path):
     from b2ner_common.cli import main
 
