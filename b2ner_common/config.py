@@ -238,7 +238,7 @@ class RunConfig(Section):
     # Sentences per OOD-DEV dataset the main job evaluates on; used only when evaluate.max_samples is unset.
     eval_samples: int | None = 300
     # Candidates per dataset the main job embeds and selects from; used only when
-    # select.max_candidates_per_dataset is unset (embedding all ~240k train rows takes ~35 min on 2 cores).
+    # select.max_candidates_per_dataset is unset (embedding all ~240k train rows takes ~1 h on 2 cores).
     candidates_per_dataset: int | None = 3000
 
 
