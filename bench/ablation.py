@@ -5,7 +5,7 @@ Arms (same steps x batch size for every arm, same model, same evaluation):
   b  taxonomy labels,   samples drawn from all train-pool data
   c  taxonomy labels,   the two-stage selection (gold/selection, category quotas + k-means diversity)
   d  taxonomy labels,   a random selection of the same size as (c), per dataset
-Evaluation: `b2ner_common.evaluate` on the OOD-DEV sets (CrossNER dev, MIT movie/restaurant train, weibo
+Evaluation: `b2ner_common.evaluation.benchmark` on the OOD-DEV sets (CrossNER dev, MIT movie/restaurant train, weibo
 dev, CLUENER train, CCKS2021 address train), labels shown as taxonomy names, b2ner_f1 and span_f1;
 mean +/- sd over training seeds.
 
@@ -66,9 +66,9 @@ def prepare(args) -> dict:
     import pyarrow.compute as pc
 
     from b2ner_common import tables
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.evaluate import ood_datasets
-    from b2ner_common.span_data import silver_pool
+    from b2ner_common.evaluation.benchmark import ood_datasets
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.selection.training_rows import silver_pool
 
     state_file = args.work / "prepared.json"
     if state_file.is_file():
@@ -79,7 +79,7 @@ def prepare(args) -> dict:
     info: dict = {"pool_datasets": pool_names, "eval_datasets": ood_datasets(), "timings_s": {}}
     t = time.perf_counter()
     if not tables.table_exists(tables.table_path(full, "silver/samples")):
-        from b2ner_common.ingest_job import run_local
+        from b2ner_common.ingest.job import run_local
         from b2ner_common.taxonomy.job import apply_local
 
         cfg = _cfg(full, args, [f"ingest.datasets={json.dumps(pool_names + ood_datasets())}"])
@@ -128,7 +128,7 @@ def arm_rows(arm: str, seed: int, args) -> list[dict]:
     """The training rows of one arm (seed only matters for the random arm)."""
     from b2ner_common import tables
     from b2ner_common.selection.output import selected_samples
-    from b2ner_common.span_data import ROW_COLUMNS
+    from b2ner_common.selection.training_rows import ROW_COLUMNS
 
     pool_wh = args.work / "pool"
     kind = ARMS[arm][2]
@@ -177,9 +177,14 @@ class ThresholdSweep:
 def run_arm(arm: str, seed: int, golds, args) -> dict:
     import torch
 
-    from b2ner_common.evaluate import evaluate_predictor
-    from b2ner_common.models.span_encoder import build_span_encoder
-    from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows, taxonomy_namer
+    from b2ner_common.evaluation.benchmark import evaluate_predictor
+    from b2ner_common.models.span_encoder.model import build_span_encoder
+    from b2ner_common.models.span_encoder.train import (
+        SpanTrainer,
+        SpanTrainOptions,
+        examples_from_rows,
+        taxonomy_namer,
+    )
 
     torch.set_num_threads(args.threads)
     rows = arm_rows(arm, seed, args)
@@ -354,7 +359,7 @@ def main() -> None:
     ap.add_argument("--prepare-only", action="store_true", help="run the pipeline stages, train nothing")
     args = ap.parse_args()
     q = args.quick
-    from b2ner_common.span_train import SpanTrainOptions
+    from b2ner_common.models.span_encoder.train import SpanTrainOptions
 
     defaults = SpanTrainOptions()
     args.focal_gamma = defaults.focal_gamma if args.focal_gamma is None else args.focal_gamma
@@ -371,7 +376,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from b2ner_common.evaluate import load_gold, ood_datasets
+    from b2ner_common.evaluation.benchmark import load_gold, ood_datasets
 
     console = Console()
     t0 = time.perf_counter()

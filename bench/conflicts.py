@@ -26,8 +26,8 @@ CORPORA = ROOT.parent / "shared" / "corpora"
 
 
 def load_rows(fraction: float) -> tuple[list[dict], float]:
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_tasks, samples_table
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_tasks, samples_table
     from b2ner_common.taxonomy import load_mappings, map_table
 
     t0 = time.perf_counter()

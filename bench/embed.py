@@ -26,7 +26,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from b2ner_common.embeddings import DEFAULT_MODEL, encode_texts, load_encoder  # noqa: E402
+from b2ner_common.selection.embeddings import DEFAULT_MODEL, encode_texts, load_encoder  # noqa: E402
 
 CONLL = ROOT.parent / "shared" / "corpora" / "conll2003" / "eng.train"
 

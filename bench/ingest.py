@@ -79,7 +79,7 @@ class PeakRSS:
 def measure_one(engine: str, replicate: int, corpora: str, master: str) -> dict:
     """One measurement in this process (called in a subprocess by main)."""
     from b2ner_common.config import load_config
-    from b2ner_common.ingest_job import run_local
+    from b2ner_common.ingest.job import run_local
 
     wh = tempfile.mkdtemp(prefix="bench_ingest_")
     cfg = load_config(

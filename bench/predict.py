@@ -67,7 +67,7 @@ def lexicon_factory():
 def make_llm_factory(model_dir: str):
     def llm_factory():
         from b2ner_common.config import ModelConfig
-        from b2ner_common.models.llm import load_llm_predictor
+        from b2ner_common.models.llm.predictor import load_llm_predictor
 
         return load_llm_predictor(ModelConfig(family="llm", path=model_dir, max_new_tokens=8, batch_size=8))
 
@@ -76,15 +76,15 @@ def make_llm_factory(model_dir: str):
 
 def span_factory():
     from b2ner_common.config import ModelConfig
-    from b2ner_common.models.span_encoder import load_span_encoder_predictor
+    from b2ner_common.models.span_encoder.model import load_span_encoder_predictor
 
     # Untrained span encoder over the packaged MiniLM: same compute as a trained one (throughput only).
     return load_span_encoder_predictor(ModelConfig(family="span-encoder"))
 
 
 def run_engine(engine: str, inp: Path, n: int, factory, workdir: Path, spark=None) -> dict:
-    from b2ner_common.chunking import predict_documents
     from b2ner_common.config import load_config
+    from b2ner_common.predict.chunking import predict_documents
 
     cfg = load_config(
         None,
@@ -107,7 +107,7 @@ def run_engine(engine: str, inp: Path, n: int, factory, workdir: Path, spark=Non
             predict_documents(predictor, texts[s : s + 8], LABELS)
         predicted = len(texts)
     elif engine == "local":
-        from b2ner_common.predict import run_local
+        from b2ner_common.predict.job import run_local
 
         predictor = factory()
         t0 = time.perf_counter()  # as in-process: the model load is not counted

@@ -134,8 +134,8 @@ def run_spark(data, params: SelectParams, master: str) -> dict:
 
     from b2ner_common import tables
     from b2ner_common.config import load_config
-    from b2ner_common.embeddings import vectors_to_arrow
     from b2ner_common.schema import EMBEDDINGS, SILVER_SAMPLES
+    from b2ner_common.selection.embeddings import vectors_to_arrow
     from spark_jobs.select import run_select
 
     wh = Path(tempfile.mkdtemp(prefix="bench_select_"))

@@ -30,8 +30,8 @@ CONLL_TYPES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC"
 
 def conll_rows(corpora: Path, split: str, limit: int) -> list[dict]:
     """CoNLL-2003 sentences as silver-style rows (types = readable names of the four labels)."""
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_tasks
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_tasks
 
     tasks = [t for t in load_catalog().tasks(corpora, ["conll2003"]) if t.split == split]
     samples = ingest_tasks(tasks).samples[:limit]
@@ -61,8 +61,8 @@ def _measure(fn) -> tuple[float, float]:
 
 
 def bench_train(rows: list[dict], batch_size: int, steps: int, freeze_layers: int) -> dict:
-    from b2ner_common.models.span_encoder import SpanEncoderSettings, build_span_encoder
-    from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows
+    from b2ner_common.models.span_encoder.model import SpanEncoderSettings, build_span_encoder
+    from b2ner_common.models.span_encoder.train import SpanTrainer, SpanTrainOptions, examples_from_rows
 
     model = build_span_encoder(settings=SpanEncoderSettings(freeze_layers=freeze_layers))
     examples, _ = examples_from_rows(rows, model)
@@ -113,8 +113,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from b2ner_common.models.span_encoder import build_span_encoder, quantize_for_inference
-    from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows
+    from b2ner_common.models.span_encoder.model import build_span_encoder, quantize_for_inference
+    from b2ner_common.models.span_encoder.train import SpanTrainer, SpanTrainOptions, examples_from_rows
 
     torch.set_num_threads(args.threads)
     random.seed(0)

@@ -26,8 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from b2ner_common.sft import IGNORE_INDEX, Example, StepPlan, collate_packed, collate_padded, pack
-from b2ner_common.sft_loop import TorchBackend, make_optimizer, train_step, wrap_lora
+from b2ner_common.models.llm.sft_data import (
+    IGNORE_INDEX,
+    Example,
+    StepPlan,
+    collate_packed,
+    collate_padded,
+    pack,
+)
+from b2ner_common.models.llm.sft_loop import TorchBackend, make_optimizer, train_step, wrap_lora
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_gpu.json"
 

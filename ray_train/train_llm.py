@@ -2,7 +2,7 @@
 
 The whole job: read gold/selection + silver/samples as a Ray Dataset (Delta snapshot file lists),
 run `train_loop` on `train.num_workers` workers (CPU or GPU), copy the final adapter out of the last
-checkpoint. Data encoding, packing, loss and steps live in `b2ner_common.sft*` (tested without Ray).
+checkpoint. Data encoding, packing, loss and steps live in `b2ner_common.models.llm.sft_data*` (tested without Ray).
 
 Resume: worker failures restart the worker group from the latest checkpoint (`train.llm.max_failures`);
 running the same command again (same `train.output_dir` + `train.run_name`) resumes a stopped driver
@@ -159,9 +159,9 @@ def train_loop(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
 
-    from b2ner_common.models.llm import resolve_model_dirs
-    from b2ner_common.sft import EncodeStats, iter_steps, rows_from_arrow, steps_per_epoch
-    from b2ner_common.sft_loop import (
+    from b2ner_common.models.llm.predictor import resolve_model_dirs
+    from b2ner_common.models.llm.sft_data import EncodeStats, iter_steps, rows_from_arrow, steps_per_epoch
+    from b2ner_common.models.llm.sft_loop import (
         ADAPTER_DIR,
         STATE_FILE,
         DeepSpeedBackend,
@@ -312,7 +312,7 @@ def train_loop(config: dict[str, Any]) -> None:
         }
         if end_of_epoch and config["eval_rows"] and not (llm.deepspeed and _zero_stage(backend) == 3):
             if rank == 0:
-                from b2ner_common.sft_eval import evaluate_rows
+                from b2ner_common.models.llm.sft_eval import evaluate_rows
 
                 metrics.update(evaluate_rows(backend.model, tok, config["eval_rows"], label_name=namer))
         report_now = done % tc.report_every == 0 or end_of_epoch
@@ -356,7 +356,7 @@ def _save_ds_adapter(backend: Any, out: Path, tok: Any, rank: int) -> None:
         ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
     with ctx:
         if rank == 0:
-            from b2ner_common.sft_loop import save_adapter
+            from b2ner_common.models.llm.sft_loop import save_adapter
 
             save_adapter(backend.model, out, tok)
 

@@ -1,9 +1,9 @@
 """`b2ner train` with `model.family: span-encoder`: the CPU open-NER model, trained with Ray Train.
 
 The whole job: read the training rows (gold/selection joined with silver/samples, or silver with a cap:
-`b2ner_common.span_data`), hand them to `train.num_workers` TorchTrainer workers as a Ray Dataset (every
+`b2ner_common.selection.training_rows`), hand them to `train.num_workers` TorchTrainer workers as a Ray Dataset (every
 worker gets all rows and trains on its rank's share: deterministic on any worker count), run
-`b2ner_common.span_train.SpanTrainer`, checkpoint every `train.checkpoint_every` steps (model directory +
+`b2ner_common.models.span_encoder.train.SpanTrainer`, checkpoint every `train.checkpoint_every` steps (model directory +
 optimizer state), log to MLflow on rank 0, and copy the final model to `<output_dir>/<run_name>/model`.
 
 Resume: running the same command again (same `train.output_dir` + `train.run_name`) continues from the
@@ -27,7 +27,7 @@ MODEL_DIR = "model"
 
 def options_from_config(cfg: PipelineConfig, total_steps: int):
     """SpanTrainOptions from `train` / `train.span`."""
-    from b2ner_common.span_train import SpanTrainOptions
+    from b2ner_common.models.span_encoder.train import SpanTrainOptions
 
     s = cfg.train.span
     return SpanTrainOptions(
@@ -62,13 +62,13 @@ def train_loop(config: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from b2ner_common.models.span_encoder import (
+    from b2ner_common.models.span_encoder.model import (
         WEIGHTS_FILE,
         build_span_encoder,
         save_span_encoder,
         settings_from_config,
     )
-    from b2ner_common.span_train import SpanTrainer, examples_from_rows, taxonomy_namer
+    from b2ner_common.models.span_encoder.train import SpanTrainer, examples_from_rows, taxonomy_namer
     from ray_train.common import MlflowTracker
 
     cfg = PipelineConfig.model_validate(config["cfg"])
@@ -166,7 +166,7 @@ def train_span_encoder(cfg: PipelineConfig) -> dict[str, Any]:
     from ray.train import DataConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from b2ner_common.span_data import training_table
+    from b2ner_common.selection.training_rows import training_table
     from ray_train.common import init_ray, make_run_config, run_dir, tracking_uri
 
     tc = cfg.train

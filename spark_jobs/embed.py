@@ -1,7 +1,7 @@
 """Spark job: silver/samples -> gold/embeddings (incremental, one row per (sample_id, model)).
 
 Only samples without a vector for the configured model are embedded (left anti-join), in Arrow batches
-with mapInPandas; each Python worker loads the encoder once (process cache in b2ner_common.embeddings).
+with mapInPandas; each Python worker loads the encoder once (process cache in b2ner_common.selection.embeddings).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig, config_json
-from b2ner_common.embeddings import embed_pandas_batches, resolve_model_path
 from b2ner_common.schema import EMBEDDINGS
+from b2ner_common.selection.embeddings import embed_pandas_batches, resolve_model_path
 from spark_jobs.delta import read_delta, write_delta
 
 EMBED_SCHEMA = "sample_id string, model string, vector array<float>"

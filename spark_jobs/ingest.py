@@ -13,18 +13,7 @@ import warnings
 
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.ingest import (
-    OUT_SCHEMA,
-    PAYLOAD_SCHEMA,
-    dataset_predicate,
-    payloads_output,
-    split_output,
-    stats_from_json,
-    unit_batches,
-    unit_payloads,
-    units_table,
-)
-from b2ner_common.ingest_job import (
+from b2ner_common.ingest.job import (
     RECON,
     REJECTS,
     SAMPLES,
@@ -35,6 +24,17 @@ from b2ner_common.ingest_job import (
     report,
     save_config,
     write_bronze,
+)
+from b2ner_common.ingest.units import (
+    OUT_SCHEMA,
+    PAYLOAD_SCHEMA,
+    dataset_predicate,
+    payloads_output,
+    split_output,
+    stats_from_json,
+    unit_batches,
+    unit_payloads,
+    units_table,
 )
 from b2ner_common.schema import BRONZE_REJECTS, BRONZE_SAMPLES, RECONCILIATION
 from spark_jobs.delta import write_delta

@@ -16,7 +16,7 @@ import pandas as pd
 
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.predict import (
+from b2ner_common.predict.job import (
     InputError,
     PredictSummary,
     commit_slice,

@@ -124,8 +124,8 @@ def build_sft_warehouse(warehouse: Path, corpora: Path, n: int = 300, run: str =
     import pyarrow as pa
 
     from b2ner_common import tables
-    from b2ner_common.readers.base import ReadSpec
-    from b2ner_common.readers.token_lines import ConllOptions, read_conll
+    from b2ner_common.ingest.readers.base import ReadSpec
+    from b2ner_common.ingest.readers.token_lines import ConllOptions, read_conll
     from b2ner_common.schema import SELECTION, SILVER_SAMPLES, Sample, sample_to_row
 
     spec = ReadSpec("conll2003", "train", "en", "conll2003/eng.train", ConllOptions(scheme="iob1"))

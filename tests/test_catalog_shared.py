@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from b2ner_common.catalog import builtin_catalog_path, load_catalog, parse_catalog
 from b2ner_common.config import ConfigError
+from b2ner_common.ingest.catalog import builtin_catalog_path, load_catalog, parse_catalog
 
 
 def test_catalog_builtin_is_valid_and_roles_exclude_duplicates_by_default():

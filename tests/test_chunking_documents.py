@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from b2ner_common.chunking import chunk_text, predict_documents
 from b2ner_common.models.lexicon import LexiconPredictor
+from b2ner_common.predict.chunking import chunk_text, predict_documents
 
 LEX = LexiconPredictor({"person": ["Barack Obama", "Angela Merkel"], "location": ["Paris", "北京"]})
 SENTENCES = [

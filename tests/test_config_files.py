@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from b2ner_common.cli import main
+from b2ner_cli.main import main
 from b2ner_common.config import ConfigError, PipelineConfig, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))

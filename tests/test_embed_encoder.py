@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from b2ner_common.config import ConfigError
-from b2ner_common.embeddings import (
+from b2ner_common.selection.embeddings import (
     arrow_to_vectors,
     embed_pandas_batches,
     embed_table,

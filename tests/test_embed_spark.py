@@ -8,8 +8,8 @@ import pytest
 
 from b2ner_common import tables
 from b2ner_common.config import load_config
-from b2ner_common.embeddings import arrow_to_vectors, encode_texts
 from b2ner_common.schema import SILVER_SAMPLES, make_sample_id
+from b2ner_common.selection.embeddings import arrow_to_vectors, encode_texts
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_embed_spark_incremental_and_matches_local(spark, warehouse):
 
 
 def test_embed_cli_summary_and_bad_model(spark, warehouse, capsys):
-    from b2ner_common.cli import main
+    from b2ner_cli.main import main
 
     tables.write_table(tables.table_path(warehouse, "silver/samples"), silver_rows(12))
     assert main(["embed", f"warehouse={warehouse}", "--batch-size", "8"]) == 0

@@ -7,10 +7,10 @@ import math
 import pyarrow as pa
 import pytest
 
+from b2ner_cli.main import main
 from b2ner_common import tables
-from b2ner_common.cli import main
 from b2ner_common.config import load_config
-from b2ner_common.evaluate import (
+from b2ner_common.evaluation.benchmark import (
     PUBLISHED_EN_AVG,
     evaluate_predictor,
     gold_from_rows,
@@ -220,7 +220,7 @@ def test_evaluate_benchmark_from_warehouse_with_lexicon(tmp_path):
     assert v["seeds"] == 2 and v["b2ner_f1"] == pytest.approx((200 / 3 + 40) / 2)
     assert v["b2ner_f1_sd"] == pytest.approx((200 / 3 - 40) / math.sqrt(2))
     cfg = load_config(None, [f"warehouse={wh}", "evaluate.datasets=[weibo]"])
-    from b2ner_common.evaluate import load_gold
+    from b2ner_common.evaluation.benchmark import load_gold
 
     with pytest.raises(FileNotFoundError, match="weibo"):
         load_gold(cfg, ["weibo"])
@@ -234,9 +234,9 @@ def test_evaluate_real_corpora_from_bronze_with_oracle_gazetteer(corpora_dir, tm
     The gazetteer holds the gold mentions of the evaluated sentences themselves (an oracle, not training),
     so recall is ~1 and only unannotated repeats of a mention cost precision.
     """
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.evaluate import load_gold
-    from b2ner_common.ingest import ingest_entry, samples_table
+    from b2ner_common.evaluation.benchmark import load_gold
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_entry, samples_table
 
     wh = tmp_path / "wh"
     samples = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from b2ner_common.cli import app
+from b2ner_cli.main import app
 from b2ner_common.config import PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from b2ner_common.catalog import load_catalog
-from b2ner_common.ingest import expected_counts, ingest_tasks, plan_units
+from b2ner_common.ingest.catalog import load_catalog
+from b2ner_common.ingest.units import expected_counts, ingest_tasks, plan_units
 from b2ner_common.schema import Sample, check_offsets
 
 pytestmark = pytest.mark.corpora

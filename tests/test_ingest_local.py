@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from b2ner_cli.main import main
 from b2ner_common import tables
-from b2ner_common.cli import main
 from b2ner_common.config import ConfigError, load_config
-from b2ner_common.ingest_job import run_ingest
-from b2ner_common.sample_corpus import write_sample_corpus
+from b2ner_common.ingest.job import run_ingest
+from b2ner_common.ingest.sample_corpus import write_sample_corpus
 from b2ner_common.schema import check_offsets, row_to_sample
 
 
@@ -149,8 +149,8 @@ def test_ingest_cli_exit_codes(warehouse: Path, sample_catalog: Path, capsys):
 
 
 def test_ingest_run_pipeline_falls_back_to_generated_corpus(tmp_path: Path, monkeypatch):
-    from b2ner_common.commands.ingest import wide_console
-    from b2ner_common.commands.run import run_pipeline
+    from b2ner_cli.commands.ingest import wide_console
+    from b2ner_cli.commands.run import run_pipeline
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None, ["ingest.corpora=/no/such/corpora", "ingest.engine=local", "warehouse=wh"])
@@ -174,8 +174,8 @@ def test_ingest_sample_corpus_is_deterministic(tmp_path: Path):
 def test_ingest_payload_blobs_carry_the_unit_output(sample_catalog: Path):
     import pyarrow as pa
 
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import payloads_output, plan_units, unit_output, unit_payloads, units_table
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import payloads_output, plan_units, unit_output, unit_payloads, units_table
 
     units = plan_units(load_catalog([sample_catalog], builtin=False).tasks("/unused"), chunk_bytes=500)
     blobs = pa.Table.from_batches(list(unit_payloads(units_table(units).to_batches(max_chunksize=3))))

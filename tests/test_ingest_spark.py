@@ -8,8 +8,8 @@ import pytest
 
 from b2ner_common import tables
 from b2ner_common.config import load_config
-from b2ner_common.ingest_job import run_ingest
-from b2ner_common.sample_corpus import write_sample_corpus
+from b2ner_common.ingest.job import run_ingest
+from b2ner_common.ingest.sample_corpus import write_sample_corpus
 from b2ner_common.schema import BRONZE_SAMPLES
 
 pytestmark = pytest.mark.slow

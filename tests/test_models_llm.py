@@ -6,7 +6,7 @@ import pytest
 
 from b2ner_common.config import ModelConfig
 from b2ner_common.models.base import load_predictor
-from b2ner_common.models.llm import LLMPredictor, detect_lang, resolve_model_dirs
+from b2ner_common.models.llm.predictor import LLMPredictor, detect_lang, resolve_model_dirs
 from b2ner_common.prompts import EN_TEMPLATE, ZH_TEMPLATE
 
 TEXTS = [

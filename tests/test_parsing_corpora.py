@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.corpora, pytest.mark.slow]
 
 @pytest.mark.parametrize("dataset", ["crossner_ai", "cluener", "weibo", "mit_restaurant", "conll2003"])
 def test_parsing_corpora_round_trip_offsets(corpora_dir, dataset):
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_entry
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_entry
 
     samples = ingest_entry(load_catalog(), dataset, corpora_dir).samples[:1500]
     assert samples

@@ -13,7 +13,7 @@ from test_predict_local import LEXICON, cfg_for, make_docs, write_jsonl
 
 from b2ner_common import tables
 from b2ner_common.models.lexicon import LexiconPredictor
-from b2ner_common.predict import read_predictions, run_local
+from b2ner_common.predict.job import read_predictions, run_local
 
 pytestmark = pytest.mark.slow
 

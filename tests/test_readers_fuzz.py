@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from b2ner_common.readers import FORMATS, ReadSpec, make_options, read_records
+from b2ner_common.ingest.readers import FORMATS, ReadSpec, make_options, read_records
 from b2ner_common.schema import ReadStats, Reject, Sample, check_offsets
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from b2ner_common.readers import ReadSpec, make_options, read_records
+from b2ner_common.ingest.readers import ReadSpec, make_options, read_records
 from b2ner_common.schema import ReadStats, Reject, Sample, check_offsets
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from b2ner_common.readers import TagError, decode_tags
+from b2ner_common.ingest.readers import TagError, decode_tags
 
 
 @pytest.mark.parametrize(

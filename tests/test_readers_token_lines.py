@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2ner_common.readers import ReadSpec, make_options, read_conll
+from b2ner_common.ingest.readers import ReadSpec, make_options, read_conll
 from b2ner_common.schema import ReadStats, Reject, Sample, check_offsets
 
 

@@ -1,6 +1,6 @@
 """The main job's size caps (run.*) fill only the stage settings a user left unset."""
 
-from b2ner_common.commands.run import main_job_caps
+from b2ner_cli.commands.run import main_job_caps
 from b2ner_common.config import load_config
 
 

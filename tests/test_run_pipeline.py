@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from b2ner_cli.commands.ingest import wide_console
+from b2ner_cli.commands.run import run_pipeline
+from b2ner_cli.main import main
 from b2ner_common import tables
-from b2ner_common.cli import main
-from b2ner_common.commands.ingest import wide_console
-from b2ner_common.commands.run import run_pipeline
 from b2ner_common.config import load_config
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 
 from b2ner_common import tables
 from b2ner_common.config import load_config
-from b2ner_common.embeddings import vectors_to_arrow
 from b2ner_common.schema import EMBEDDINGS, SILVER_SAMPLES, make_sample_id
 from b2ner_common.selection import SelectParams, select_dataset, selected_samples, text_hash
+from b2ner_common.selection.embeddings import vectors_to_arrow
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +190,7 @@ def test_selection_spark_no_candidates_names_the_filters(spark, warehouse, tmp_p
 
 
 def test_selection_cli_select_exit_codes(spark, warehouse, tmp_path):
-    from b2ner_common.cli import main
+    from b2ner_cli.main import main
 
     build_warehouse(warehouse, np.random.default_rng(2))
     base = [f"warehouse={warehouse}", f"select.report_dir={tmp_path}"]

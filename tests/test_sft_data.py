@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from b2ner_common.prompts import build_instruction, instruction_rng
-from b2ner_common.schema import Entity, Sample
-from b2ner_common.sft import (
+from b2ner_common.models.llm.sft_data import (
     IGNORE_INDEX,
     Example,
     collate_packed,
@@ -17,6 +15,8 @@ from b2ner_common.sft import (
     pack,
     plan_step,
 )
+from b2ner_common.prompts import build_instruction, instruction_rng
+from b2ner_common.schema import Entity, Sample
 
 
 @pytest.fixture(scope="module")

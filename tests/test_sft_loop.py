@@ -8,8 +8,15 @@ import pytest
 import torch
 from test_sft_data import _rows
 
-from b2ner_common.sft import IGNORE_INDEX, Example, collate_packed, collate_padded, encode_rows, plan_step
-from b2ner_common.sft_loop import (
+from b2ner_common.models.llm.sft_data import (
+    IGNORE_INDEX,
+    Example,
+    collate_packed,
+    collate_padded,
+    encode_rows,
+    plan_step,
+)
+from b2ner_common.models.llm.sft_loop import (
     TorchBackend,
     lm_loss,
     load_base,
@@ -120,7 +127,7 @@ def test_sft_loop_target_modules_and_missing_files(tmp_path):
 
 
 def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir):
-    from b2ner_common.sft_eval import eval_examples, evaluate_rows
+    from b2ner_common.models.llm.sft_eval import eval_examples, evaluate_rows
 
     model, tok = load_base(tiny_llm_dir)
     rows = [{**r, "dataset": "mit_movie" if i % 2 else "crossner_ai"} for i, r in enumerate(_rows(4))]
@@ -133,8 +140,8 @@ def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir):
 
 
 def test_sft_loop_train_command_dispatch_errors():
-    from b2ner_common.cli_options import UsageError
-    from b2ner_common.commands.train import run_train
+    from b2ner_cli.commands.train import run_train
+    from b2ner_cli.options import UsageError
     from b2ner_common.config import load_config
 
     with pytest.raises(UsageError, match="model.path is empty"):
@@ -144,7 +151,7 @@ def test_sft_loop_train_command_dispatch_errors():
 
 
 def test_sft_loop_continue_from_published_adapter(tiny_llm_dir, tmp_path):
-    from b2ner_common.sft_loop import save_adapter
+    from b2ner_common.models.llm.sft_loop import save_adapter
 
     model, tok = _fresh(tiny_llm_dir)
     for p in model.parameters():

@@ -7,15 +7,20 @@ import torch
 
 from b2ner_common.config import ModelConfig
 from b2ner_common.models.base import load_predictor
-from b2ner_common.models.span_encoder import (
+from b2ner_common.models.span_encoder.features import align_entities, segment_texts
+from b2ner_common.models.span_encoder.model import (
     SpanEncoderSettings,
     build_span_encoder,
     load_span_encoder,
     save_span_encoder,
     span_loss,
 )
-from b2ner_common.models.span_encoder_features import align_entities, segment_texts
-from b2ner_common.span_train import SpanTrainer, SpanTrainOptions, examples_from_rows, sample_labels
+from b2ner_common.models.span_encoder.train import (
+    SpanTrainer,
+    SpanTrainOptions,
+    examples_from_rows,
+    sample_labels,
+)
 
 TEXTS = [
     "Barack Obama visited Paris in June 2015 with the U.S. delegation.",
@@ -124,8 +129,8 @@ def test_sample_labels_keeps_gold_consistent_with_shown_labels(model):
 
 
 def _conll_rows(corpora_dir, n):
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_tasks
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_tasks
 
     tasks = [t for t in load_catalog().tasks(corpora_dir, ["conll2003"]) if t.split == "train"]
     samples = [s for s in ingest_tasks(tasks).samples if s.entities][:n]

@@ -7,9 +7,9 @@ import pytest
 
 from b2ner_common import tables
 from b2ner_common.config import load_config
-from b2ner_common.models.span_encoder import load_span_encoder
+from b2ner_common.models.span_encoder.model import load_span_encoder
 from b2ner_common.schema import SILVER_SAMPLES, sample_to_row
-from b2ner_common.span_data import silver_pool, training_table
+from b2ner_common.selection.training_rows import silver_pool, training_table
 
 NAMES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
 
@@ -18,8 +18,8 @@ def _write_silver(corpora_dir, warehouse, n: int = 48) -> None:
     """A small silver/samples table from real CoNLL-2003 rows (+ a few OOD-DEV rows that must not be used)."""
     from dataclasses import replace
 
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_tasks
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_tasks
 
     cat = load_catalog()
     conll = [t for t in cat.tasks(corpora_dir, ["conll2003"]) if t.split in ("train", "dev")]

@@ -27,8 +27,8 @@ SCREENED = [
 
 @pytest.fixture(scope="module")
 def bronze(corpora_dir):
-    from b2ner_common.catalog import load_catalog
-    from b2ner_common.ingest import ingest_tasks, samples_table
+    from b2ner_common.ingest.catalog import load_catalog
+    from b2ner_common.ingest.units import ingest_tasks, samples_table
 
     cat = load_catalog()
     tasks = cat.tasks(corpora_dir, roles=("train_pool", "ood_dev", "duplicate"))

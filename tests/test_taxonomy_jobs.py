@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from b2ner_cli.main import main
 from b2ner_common import tables
-from b2ner_common.cli import main
 from b2ner_common.config import load_config
 from b2ner_common.schema import (
     BRONZE_SAMPLES,

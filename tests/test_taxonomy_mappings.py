@@ -150,7 +150,7 @@ def test_mappings_dataset_label_set_and_names():
 
 
 def test_mappings_cover_every_catalog_dataset():
-    from b2ner_common.catalog import load_catalog
+    from b2ner_common.ingest.catalog import load_catalog
 
     maps = load_mappings("v1")
     assert [d for d in load_catalog().datasets if d not in maps] == []

@@ -51,7 +51,7 @@ def _history(run_dir: Path, key: str) -> list[float]:
 
 def test_train_llm_loss_falls_and_adapter_reloads_and_generates(tmp_path, sft_warehouse, tiny_llm_dir):
     from b2ner_common.config import ModelConfig
-    from b2ner_common.models.llm import load_llm_predictor
+    from b2ner_common.models.llm.predictor import load_llm_predictor
     from ray_train.train_llm import train_llm
 
     cfg = _cfg(
@@ -110,7 +110,7 @@ def test_train_llm_resumes_after_worker_crash(tmp_path, sft_warehouse, tiny_llm_
 
 
 def test_train_llm_driver_restart_resumes_same_run(tmp_path, sft_warehouse, tiny_llm_dir):
-    from b2ner_common.cli import main
+    from b2ner_cli.main import main
     from ray_train.train_llm import train_llm
 
     first = train_llm(

@@ -84,8 +84,8 @@ def predict_detailed(
 
 # family name -> "module:factory"; factories take a ModelConfig and return a Predictor.
 _FAMILIES: dict[str, str] = {
-    "llm": "b2ner_common.models.llm:load_llm_predictor",
-    "span-encoder": "b2ner_common.models.span_encoder:load_span_encoder_predictor",
+    "llm": "b2ner_common.models.llm.predictor:load_llm_predictor",
+    "span-encoder": "b2ner_common.models.span_encoder.model:load_span_encoder_predictor",
     "lexicon": "b2ner_common.models.lexicon:load_lexicon_predictor",
 }
 

@@ -40,7 +40,7 @@ def text_hashes(texts: Iterable[str]) -> np.ndarray:
 def catalog_roles(catalogs: Collection[str] = (), builtin: bool = True) -> dict[str, str]:
     """dataset -> role (train_pool, ood_dev, duplicate) from the ingest catalog (built-in unless
     `builtin` is False, + `catalogs`: the same catalogs ingest read)."""
-    from b2ner_common.catalog import load_catalog
+    from b2ner_common.ingest.catalog import load_catalog
 
     return load_catalog(list(catalogs), builtin=builtin).roles()
 

@@ -1,6 +1,6 @@
 """Stage 2: pick k samples that cover an embedding space (FAISS k-means, k-center greedy, random).
 
-Vectors are unit-length float32 rows (see `b2ner_common.embeddings`); distances are Euclidean, which on
+Vectors are unit-length float32 rows (see `b2ner_common.selection.embeddings`); distances are Euclidean, which on
 unit vectors is sqrt(2 - 2 cos). Every function is deterministic for a seed.
 """
 

@@ -7,7 +7,7 @@ command builds attaches to it; the exit code of the command is the job's exit co
 
 import sys
 
-from b2ner_common.cli import main
+from b2ner_cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""`b2ner <stage>`: one entry point; each command is a thin wrapper over a plain function.
+
+Command modules live in `b2ner_cli/commands/` and expose `register(app)`; they import engines
+(Spark, Ray) inside the command body so `b2ner --help` stays fast.
+
+Exit codes: 0 success, 1 the job ran and failed (e.g. unmapped labels), 2 bad arguments or config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from rich.console import Console
+
+from b2ner_cli import commands
+from b2ner_cli.options import UsageError
+from b2ner_common.config import ConfigError
+from b2ner_common.taxonomy.model import TaxonomyError
+
+app = typer.Typer(
+    name="b2ner",
+    help="Open NER at scale: ingest -> taxonomy -> embed/select -> train -> predict -> evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Open NER at scale. Every command takes --config FILE and key=value overrides."""
+
+
+def _register_commands() -> None:
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
+    except (ConfigError, UsageError, FileNotFoundError, TaxonomyError) as e:
+        console.print(f"error: {e}", style="bold red", highlight=False, markup=False)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except SystemExit as e:  # click usage errors
+        return int(e.code or 0)
+    except Exception as e:  # noqa: BLE001 - click's own errors carry an exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 130
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

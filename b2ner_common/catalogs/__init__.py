@@ -1,1 +1,0 @@
-"""Catalog data files shipped with the package (see b2ner_common.catalog)."""

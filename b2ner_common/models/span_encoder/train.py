@@ -1,0 +1,273 @@
+"""Training core of the span-encoder family: silver-style rows -> training segments -> a plain torch loop.
+
+No engine here: `ray_train.train_span_encoder` runs `SpanTrainer` inside Ray Train workers, the ablation and
+the tests run it directly. Rows are dicts with `text`, `dataset`, `entities` (start, end, label, type) and
+optionally `label_set` (the dataset's universal label set, as in silver/samples).
+
+Label handling per training step, after B2NER: the labels shown for a segment are its positive labels (each
+dropped with p=`drop_positive` together with its entities), negatives from its dataset's label set (true
+negatives: annotated in that dataset but absent here), then up to `pool_negatives` random labels from the
+whole pool, at most `max_labels` in all.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from b2ner_common.models.span_encoder.features import Segment, align_entities, length_batches, segment_texts
+from b2ner_common.models.span_encoder.model import SpanEncoder, span_loss
+
+
+@dataclass
+class SpanTrainOptions:
+    batch_size: int = 32
+    steps: int = 1000
+    lr_encoder: float = 1e-4
+    lr_head: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    max_labels: int = 12
+    pool_negatives: int = 2
+    drop_positive: float = 0.1
+    focal_gamma: float = 2.0  # > 0: focal loss (see models.span_encoder.span_loss)
+    positive_weight: float = 3.0
+    label_field: str = "type"  # "type": universal taxonomy labels; "label": the corpus's raw labels
+    seed: int = 0
+
+
+@dataclass
+class ExampleStats:
+    samples: int = 0
+    segments: int = 0
+    entities: int = 0
+    aligned: int = 0
+    skipped_unaligned_or_wide: int = 0
+    skipped_unlabelled: int = 0  # entity with an empty label in `label_field` (e.g. unmapped type)
+    per_dataset: dict[str, int] = field(default_factory=dict)
+
+
+def examples_from_rows(
+    rows: Iterable[dict],
+    model: SpanEncoder,
+    label_field: str = "type",
+    label_name: Callable[[str, str], str] | None = None,
+) -> tuple[list[Segment], ExampleStats]:
+    """Segments with gold (first word, last word, label) and the dataset label set, ready for `SpanTrainer`.
+
+    With label_field="type", the dataset label set is the row's `label_set` when present; otherwise (and
+    always for raw labels) it is the set of labels seen in that dataset's rows. `label_name(type, lang)`
+    turns taxonomy type ids into the names shown to the model (e.g. the taxonomy's `name`), as at
+    evaluation time; raw labels are shown as they are.
+    """
+    if label_field not in ("type", "label"):
+        raise ValueError(f"label_field must be 'type' or 'label', got {label_field!r}")
+    if label_field == "type" and label_name is not None:
+        rows = [_renamed(r, label_name) for r in rows]
+    rows = list(rows)
+    stats = ExampleStats(samples=len(rows))
+    seen: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        for e in r.get("entities") or []:
+            if e.get(label_field):
+                seen[r.get("dataset", "")].add(e[label_field])
+    segs_per_row = segment_texts(model.tokenizer, [r["text"] for r in rows], model.settings.max_tokens)
+    out: list[Segment] = []
+    per_ds: dict[str, int] = defaultdict(int)
+    for r, segs in zip(rows, segs_per_row, strict=True):
+        ds = r.get("dataset", "")
+        if label_field == "type" and r.get("label_set") is not None and len(r["label_set"]) > 0:
+            label_set = sorted(set(r["label_set"]))
+        else:
+            label_set = sorted(seen[ds])
+        ents = []
+        for e in r.get("entities") or []:
+            stats.entities += 1
+            if not e.get(label_field):
+                stats.skipped_unlabelled += 1
+                continue
+            ents.append((int(e["start"]), int(e["end"]), e[label_field]))
+        placed = 0
+        for seg in segs:
+            seg.gold, _ = align_entities(seg, ents, model.settings.max_width)
+            seg.labels = label_set
+            placed += len(seg.gold)
+            out.append(seg)
+        stats.aligned += placed
+        stats.skipped_unaligned_or_wide += len(ents) - placed
+        per_ds[ds] += 1
+    stats.segments = len(out)
+    stats.per_dataset = dict(per_ds)
+    return out, stats
+
+
+def taxonomy_namer(version: str = "v1") -> Callable[[str, str], str]:
+    """(type id, lang) -> the taxonomy's display name in that language; unknown keys are shown as they are."""
+    from b2ner_common.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(version)
+
+    def name(key: str, lang: str) -> str:
+        try:
+            return tax.name(key, lang if lang in ("en", "zh") else "en")
+        except (KeyError, ValueError, LookupError):
+            return key
+
+    return name
+
+
+def _renamed(row: dict, label_name: Callable[[str, str], str]) -> dict:
+    lang = row.get("lang") or "en"
+    ents = [
+        {**e, "type": label_name(e["type"], lang) if e.get("type") else e.get("type")}
+        for e in row["entities"] or []
+    ]
+    label_set = row.get("label_set")
+    if label_set is not None:
+        label_set = [label_name(t, lang) for t in label_set]
+    return {**row, "entities": ents, "label_set": label_set}
+
+
+def sample_labels(
+    seg: Segment, pool: list[str], opts: SpanTrainOptions, rng: random.Random
+) -> tuple[list[str], list[tuple[int, int, str]]]:
+    """Labels shown for one segment at one step, and its gold restricted to them (see module doc)."""
+    positives = sorted({g[2] for g in seg.gold})
+    kept = [p for p in positives if rng.random() >= opts.drop_positive]
+    shown = kept[: opts.max_labels]
+    negatives = [x for x in seg.labels if x not in positives]
+    rng.shuffle(negatives)
+    shown += negatives[: max(opts.max_labels - len(shown), 0)]
+    budget = min(opts.pool_negatives, opts.max_labels - len(shown))
+    if budget > 0 and pool:
+        exclude = set(shown) | set(positives)
+        extra = [x for x in rng.sample(pool, min(len(pool), budget + len(exclude))) if x not in exclude]
+        shown += extra[:budget]
+    rng.shuffle(shown)
+    keep = set(shown)
+    return shown, [g for g in seg.gold if g[2] in keep]
+
+
+class SpanTrainer:
+    """A resumable training loop: AdamW (two learning rates), linear warmup/decay, length-bucketed batches.
+
+    `forward_model` is what the forward pass calls (e.g. a DDP wrapper of `model`); defaults to `model`.
+    """
+
+    def __init__(
+        self,
+        model: SpanEncoder,
+        examples: list[Segment],
+        opts: SpanTrainOptions,
+        forward_model: torch.nn.Module | None = None,
+    ):
+        if not examples:
+            raise ValueError("no training examples (is the training table empty?)")
+        self.model = model
+        self.forward_model = forward_model or model
+        self.examples = examples
+        self.opts = opts
+        self.pool = sorted({x for s in examples for x in s.labels} | {g[2] for s in examples for g in s.gold})
+        self.step = 0
+        self.samples_seen = 0
+        encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+        enc_ids = {id(p) for p in encoder_params} | {id(p) for p in model.label_encoder.parameters()}
+        head_params = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": encoder_params, "lr": opts.lr_encoder}, {"params": head_params, "lr": opts.lr_head}],
+            weight_decay=opts.weight_decay,
+        )
+        warmup = max(int(opts.steps * opts.warmup_fraction), 1)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (opts.steps - step) / max(opts.steps - warmup, 1))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        # Pooled label encodings are computed once for the whole pool (frozen label tower).
+        model._encode_label_texts([model.label_text(x) for x in self.pool])
+
+    def _batches(self) -> Iterator[list[int]]:
+        """Endless, deterministic stream of batches; resuming at step n skips the first n batches."""
+        lengths = [len(s.token_ids) for s in self.examples]
+        epoch, produced = 0, 0
+        while True:
+            rng = random.Random(self.opts.seed * 100003 + epoch)
+            for idx in length_batches(lengths, self.opts.batch_size, shuffle=True, rng=rng):
+                if produced >= self.step:
+                    yield idx
+                produced += 1
+            epoch += 1
+
+    def train_step(self, idx: list[int]) -> float:
+        rng = random.Random(self.opts.seed * 7919 + self.step)
+        segs, shown = [], []
+        for i in idx:
+            seg = self.examples[i]
+            labels, gold = sample_labels(seg, self.pool, self.opts, rng)
+            segs.append(
+                Segment(seg.text_index, seg.token_ids, seg.word_first_token, seg.word_spans, gold, seg.labels)
+            )
+            shown.append(labels)
+        batch = self.model.collate(segs, shown, with_targets=True)
+        self.forward_model.train()
+        logits = self.forward_model(batch, batch.labels)
+        loss = span_loss(
+            logits, batch, self.model.span_mask(batch), self.opts.focal_gamma, self.opts.positive_weight
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.opts.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.opts.grad_clip
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.samples_seen += len(idx)
+        return float(loss.detach())
+
+    def fit(self, steps: int | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
+        """Train until `steps` (default opts.steps) total steps; returns losses, throughput and timing."""
+        target = self.opts.steps if steps is None else steps
+        losses: list[float] = []
+        t0, n0 = time.perf_counter(), self.samples_seen
+        for idx in self._batches():
+            if self.step >= target:
+                break
+            losses.append(self.train_step(idx))
+            if on_step:
+                on_step(self.step, losses[-1])
+        dt = time.perf_counter() - t0
+        k = max(1, min(20, len(losses) // 5 or 1))
+        return {
+            "steps": self.step,
+            "losses": losses,
+            "first_loss": float(sum(losses[:k]) / k) if losses else math.nan,
+            "last_loss": float(sum(losses[-k:]) / k) if losses else math.nan,
+            "seconds": dt,
+            "samples_per_s": (self.samples_seen - n0) / dt if dt > 0 else math.nan,
+            "options": asdict(self.opts),
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.samples_seen = int(state.get("samples_seen", 0))
