@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from b2ner_common.models.base import PredictedEntity
+from b2ner_common.schema import PredictedEntity
 
 # Whole answers meaning "no entity" (B2NER's None, plus what models say instead).
 _EMPTY_ANSWERS = frozenset({"none", "none.", "无", "没有", "[]", "n/a", "na", "null"})

@@ -210,3 +210,29 @@ def row_to_sample(row: dict) -> Sample:
         source=row["source"],
         repairs=int(row.get("repairs") or 0),
     )
+
+
+# --- predictions (every model family returns these) ---
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedEntity:
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float | None = None
+
+
+@dataclass(slots=True)
+class Prediction:
+    """A predictor's detailed answer for one text: entities plus what it saw on the way.
+
+    raw_output: the model's text (LLMs) or "" ; truncated: something was cut (input tokens, answer tokens);
+    problems: parse problems (b2ner_common.parsing.ParseProblem) for generative models.
+    """
+
+    entities: list[PredictedEntity]
+    raw_output: str = ""
+    truncated: bool = False
+    problems: list = field(default_factory=list)

@@ -95,7 +95,7 @@ def measure_one(engine: str, replicate: int, corpora: str, master: str) -> dict:
     with mem:
         startup = 0.0
         if engine == "spark":
-            from spark_jobs.ingest import run
+            from spark_jobs.ingest import run_ingest
             from spark_jobs.session import get_spark
 
             t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def measure_one(engine: str, replicate: int, corpora: str, master: str) -> dict:
             time.sleep(2 * mem.interval)
             cpu0 = mem.cpu
             t0 = time.perf_counter()
-            report = run(cfg, spark)
+            report = run_ingest(cfg, spark)
             seconds = time.perf_counter() - t0
             time.sleep(2 * mem.interval)
             cpu = mem.cpu - cpu0

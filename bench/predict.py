@@ -113,11 +113,11 @@ def run_engine(engine: str, inp: Path, n: int, factory, workdir: Path, spark=Non
         t0 = time.perf_counter()  # as in-process: the model load is not counted
         predicted = run_local(cfg, predictor=predictor).predicted
     elif engine == "spark":
-        from spark_jobs.predict import run_spark
+        from spark_jobs.predict import run_predict as run_spark
 
         predicted = run_spark(cfg, spark, predictor_factory=factory).predicted
     else:
-        from ray_train.predict import run_ray
+        from ray_train.predict import run_predict as run_ray
 
         predicted = run_ray(cfg, predictor_factory=factory).predicted
     secs = time.perf_counter() - t0

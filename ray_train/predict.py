@@ -80,7 +80,7 @@ def _actors(cfg: PipelineConfig) -> int:
     return max(1, min(want, cpus - 1))
 
 
-def run_ray(
+def run_predict(
     cfg: PipelineConfig,
     predictor_factory: Callable | None = None,
     on_commit: Callable[[PredictSummary, int], None] | None = None,

@@ -50,7 +50,7 @@ SELF = pa.schema(
 )
 
 
-def run(cfg: PipelineConfig, spark=None, modes=MODES) -> ConflictReport:
+def run_conflicts(cfg: PipelineConfig, spark=None, modes=MODES) -> ConflictReport:
     """Screen silver/samples for cross-dataset label conflicts on Spark and write the table."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema

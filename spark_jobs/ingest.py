@@ -41,7 +41,7 @@ from spark_jobs.delta import write_delta
 from spark_jobs.session import get_spark
 
 
-def run(cfg: PipelineConfig, spark=None) -> IngestReport:
+def run_ingest(cfg: PipelineConfig, spark=None) -> IngestReport:
     """Ingest the configured catalog files into the warehouse with Spark; returns the reconciliation."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema

@@ -86,7 +86,7 @@ def _partition_fn(cfg_json: str, factory: Callable | None):
     return predict_partition
 
 
-def run_spark(
+def run_predict(
     cfg: PipelineConfig,
     spark=None,
     predictor_factory: Callable | None = None,

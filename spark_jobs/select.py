@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from b2ner_common import tables
 from b2ner_common.config import ConfigError, PipelineConfig, config_json, save_resolved
 from b2ner_common.schema import SELECTION
+from b2ner_common.selection import SelectionError
 from spark_jobs.delta import read_delta
 
 GROUP_SCHEMA = (
@@ -26,10 +27,6 @@ GROUP_SCHEMA = (
     "stats string"
 )
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-class SelectionError(RuntimeError):
-    """The job ran but cannot produce a selection (e.g. samples without embeddings)."""
 
 
 @dataclass

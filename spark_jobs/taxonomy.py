@@ -45,7 +45,7 @@ def raw_label_counts(bronze) -> dict[str, dict[str, int]]:
     return out
 
 
-def run_apply(cfg: PipelineConfig, spark=None) -> ApplyReport:
+def run_taxonomy(cfg: PipelineConfig, spark=None) -> ApplyReport:
     """Map bronze/samples to silver/samples with Spark; raises CheckFailed before writing anything."""
     from pyspark.sql.pandas.types import from_arrow_schema
 

@@ -11,7 +11,7 @@ import pytest
 from b2ner_cli.main import main
 from b2ner_common import tables
 from b2ner_common.config import ConfigError, load_config
-from b2ner_common.ingest.job import run_ingest
+from b2ner_common.ingest.job import run_local
 from b2ner_common.ingest.sample_corpus import write_sample_corpus
 from b2ner_common.schema import check_offsets, row_to_sample
 
@@ -40,7 +40,7 @@ def _rows(warehouse: Path, name: str) -> list[dict]:
 
 
 def test_ingest_local_writes_bronze_tables_that_reconcile(warehouse: Path, sample_catalog: Path):
-    report = run_ingest(_cfg(warehouse, sample_catalog))
+    report = run_local(_cfg(warehouse, sample_catalog))
     assert report.problems == []
     recon = {(r["dataset"], r["split"]): r for r in _rows(warehouse, "bronze/reconciliation")}
     samples = _rows(warehouse, "bronze/samples")
@@ -83,9 +83,9 @@ def test_ingest_local_writes_bronze_tables_that_reconcile(warehouse: Path, sampl
 
 def test_ingest_local_rerun_adds_no_rows(warehouse: Path, sample_catalog: Path):
     cfg = _cfg(warehouse, sample_catalog)
-    run_ingest(cfg)
+    run_local(cfg)
     counts = [len(_rows(warehouse, t)) for t in ("bronze/samples", "bronze/rejects", "bronze/reconciliation")]
-    report = run_ingest(cfg)
+    report = run_local(cfg)
     assert report.problems == []
     assert [
         len(_rows(warehouse, t)) for t in ("bronze/samples", "bronze/rejects", "bronze/reconciliation")
@@ -95,7 +95,7 @@ def test_ingest_local_rerun_adds_no_rows(warehouse: Path, sample_catalog: Path):
 
 
 def test_ingest_local_replicate_reads_files_as_distinct_sources(warehouse: Path, sample_catalog: Path):
-    report = run_ingest(_cfg(warehouse, sample_catalog, "ingest.replicate=3", "ingest.datasets=[sample_en]"))
+    report = run_local(_cfg(warehouse, sample_catalog, "ingest.replicate=3", "ingest.datasets=[sample_en]"))
     recon = {r["split"]: r for r in report.reconciliation.to_pylist()}
     assert recon["train"]["records_read"] == 3 * 40 == recon["train"]["expected"]
     sources = {r["source"].rsplit(":", 1)[0] for r in _rows(warehouse, "bronze/samples")}
@@ -109,7 +109,7 @@ def test_ingest_local_missing_and_empty_files_become_rejects(warehouse: Path, tm
         "root: .\ndatasets:\n  broken:\n    lang: en\n    format: conll\n    files:\n"
         "      - {path: empty.txt, split: train}\n      - {path: gone.txt, split: test}\n"
     )
-    report = run_ingest(_cfg(warehouse, cat))
+    report = run_local(_cfg(warehouse, cat))
     rejects = {r["source"]: r["reason"] for r in _rows(warehouse, "bronze/rejects")}
     assert rejects["empty.txt:0"] == "empty file"
     assert rejects["gone.txt:0"].startswith("file not found")
@@ -118,9 +118,9 @@ def test_ingest_local_missing_and_empty_files_become_rejects(warehouse: Path, tm
 
 def test_ingest_config_errors_are_clear(warehouse: Path, sample_catalog: Path):
     with pytest.raises(ConfigError, match="unknown dataset"):
-        run_ingest(_cfg(warehouse, sample_catalog, "ingest.datasets=[nope]"))
+        run_local(_cfg(warehouse, sample_catalog, "ingest.datasets=[nope]"))
     with pytest.raises(ConfigError, match="corpora folder"):
-        run_ingest(
+        run_local(
             load_config(
                 None, [f"warehouse={warehouse}", "ingest.corpora=/no/such/dir", "ingest.engine=local"]
             )

@@ -8,7 +8,7 @@ import pytest
 
 from b2ner_common import tables
 from b2ner_common.config import load_config
-from b2ner_common.ingest.job import run_ingest
+from b2ner_common.ingest.job import run_local
 from b2ner_common.ingest.sample_corpus import write_sample_corpus
 from b2ner_common.schema import BRONZE_SAMPLES
 
@@ -45,11 +45,11 @@ def _snapshot(warehouse: Path) -> dict[str, list[tuple]]:
 
 def test_ingest_spark_round_trip_idempotent_and_equal_to_local(spark, tmp_path: Path):
     from spark_jobs.delta import read_delta
-    from spark_jobs.ingest import run
+    from spark_jobs.ingest import run_ingest
 
     catalog = write_sample_corpus(tmp_path / "corpus", n=60)
     wh_spark, wh_local = tmp_path / "wh_spark", tmp_path / "wh_local"
-    report = run(_cfg(wh_spark, catalog, "spark"), spark)
+    report = run_ingest(_cfg(wh_spark, catalog, "spark"), spark)
     assert report.problems == [] and report.units > 5
     for r in report.reconciliation.to_pylist():
         assert r["records_read"] == r["accepted"] + r["rejected"] == r["expected"]
@@ -62,17 +62,17 @@ def test_ingest_spark_round_trip_idempotent_and_equal_to_local(spark, tmp_path: 
     assert (wh_spark / "bronze/samples/_delta_log").is_dir()
 
     first = _snapshot(wh_spark)
-    report2 = run(_cfg(wh_spark, catalog, "spark"), spark)
+    report2 = run_ingest(_cfg(wh_spark, catalog, "spark"), spark)
     assert report2.problems == []
     assert _snapshot(wh_spark) == first  # re-run: no duplicate or changed rows
 
-    run_ingest(_cfg(wh_local, catalog, "local"))
+    run_local(_cfg(wh_local, catalog, "local"))
     assert _snapshot(wh_local) == first  # the same rows from the local engine
 
 
 @pytest.mark.corpora
 def test_ingest_spark_real_corpora_reconcile(spark, corpora_dir: Path, warehouse: Path):
-    from spark_jobs.ingest import run
+    from spark_jobs.ingest import run_ingest
 
     cfg = load_config(
         None,
@@ -83,7 +83,7 @@ def test_ingest_spark_real_corpora_reconcile(spark, corpora_dir: Path, warehouse
             "ingest.chunk_mb=0.25",
         ],
     )
-    report = run(cfg, spark)
+    report = run_ingest(cfg, spark)
     assert report.problems == []
     rows = {(r["dataset"], r["split"]): r for r in report.reconciliation.to_pylist()}
     assert rows[("broad_twitter_corpus", "dev")]["rejected"] == 3

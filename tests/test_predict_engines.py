@@ -22,7 +22,7 @@ KILL_SCRIPT = textwrap.dedent(
     import json, sys, time
     from b2ner_common.config import load_config
     from b2ner_common.models.lexicon import LexiconPredictor
-    from spark_jobs.predict import run_spark
+    from spark_jobs.predict import run_predict as run_spark
 
     LEX = json.loads(sys.argv[2])
 
@@ -58,7 +58,7 @@ def _expected(tmp_path, inp):
 
 
 def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
-    from spark_jobs.predict import run_spark
+    from spark_jobs.predict import run_predict as run_spark
 
     inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(30))
     expected = _expected(tmp_path, inp)
@@ -96,7 +96,7 @@ def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
 
 
 def test_predict_ray_resumes_and_matches_local(tmp_path):
-    from ray_train.predict import run_ray
+    from ray_train.predict import run_predict as run_ray
 
     inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(50))
     expected = _expected(tmp_path, inp)

@@ -140,14 +140,14 @@ def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir):
 
 
 def test_sft_loop_train_command_dispatch_errors():
-    from b2ner_cli.commands.train import run_train
     from b2ner_cli.options import UsageError
+    from b2ner_cli.stages import run_stage
     from b2ner_common.config import load_config
 
     with pytest.raises(UsageError, match="model.path is empty"):
-        run_train(load_config(None, ["model.family=llm"]))
+        run_stage("train", load_config(None, ["model.family=llm"]))
     with pytest.raises(UsageError, match="cannot be trained"):
-        run_train(load_config(None, ["model.family=lexicon"]))
+        run_stage("train", load_config(None, ["model.family=lexicon"]))
 
 
 def test_sft_loop_continue_from_published_adapter(tiny_llm_dir, tmp_path):

@@ -17,8 +17,8 @@ def _silver(wh):
 
 
 def test_taxonomy_spark_matches_local(spark, tmp_path):
-    from spark_jobs.conflicts import run as run_conflicts
-    from spark_jobs.taxonomy import run_apply
+    from spark_jobs.conflicts import run_conflicts
+    from spark_jobs.taxonomy import run_taxonomy
 
     samples = [*BRONZE_ROWS, _s("msra", "zh", "我爱北京天安门", [("北京", "LOC"), ("天安门", "LOC")], 2)]
     local_wh, spark_wh = tmp_path / "local", tmp_path / "spark"
@@ -26,8 +26,8 @@ def test_taxonomy_spark_matches_local(spark, tmp_path):
         _write_bronze(wh, samples)
     local_cfg, spark_cfg = _cfg(local_wh), _cfg(spark_wh)
     apply_local(local_cfg)
-    run_apply(spark_cfg, spark)
-    run_apply(spark_cfg, spark)  # idempotent
+    run_taxonomy(spark_cfg, spark)
+    run_taxonomy(spark_cfg, spark)  # idempotent
     assert _silver(spark_wh) == _silver(local_wh)
 
     conflicts_local(local_cfg)

@@ -23,11 +23,11 @@ def register(app: typer.Typer) -> None:
         cfg = resolve_config(
             config, overrides, **{"select.embed_model": model, "select.embed_batch_size": batch_size}
         )
-        from spark_jobs.embed import run_embed
+        from b2ner_cli.stages import run_stage
 
         console = Console(stderr=True)
         with console.status(f"embedding with {cfg.select.embed_model} on Spark ({cfg.spark.master})"):
-            res = run_embed(cfg)
+            res = run_stage("embed", cfg)
         table = Table(title="b2ner embed")
         for col in ("model", "silver samples", "embedded now", "already present", "seconds", "sent/s"):
             table.add_column(col)

@@ -21,7 +21,7 @@ def wide_console() -> Console:
 
 def ingest_with_progress(cfg: PipelineConfig, console: Console) -> IngestReport:
     """Run the ingest with a progress display (a bar for the local engine, a spinner for Spark)."""
-    from b2ner_common.ingest.job import run_ingest
+    from b2ner_cli.stages import run_stage
 
     if cfg.ingest.engine == "local":
         from rich.progress import Progress
@@ -32,9 +32,9 @@ def ingest_with_progress(cfg: PipelineConfig, console: Console) -> IngestReport:
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            return run_ingest(cfg, tick)
+            return run_stage("ingest", cfg, progress=tick)
     with console.status(f"ingest on Spark ({cfg.spark.master}) into {cfg.warehouse} ..."):
-        return run_ingest(cfg)
+        return run_stage("ingest", cfg)
 
 
 def summary_table(report: IngestReport) -> Table:

@@ -8,18 +8,10 @@ from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, resolve_
 
 
 def run_predict(cfg, on_commit=None):
-    """Dispatch to the configured engine; every engine returns a PredictSummary."""
-    if cfg.predict.engine == "spark":
-        from spark_jobs.predict import run_spark
+    """Run on the configured engine (b2ner_cli/stages.py); every engine returns a PredictSummary."""
+    from b2ner_cli.stages import run_stage
 
-        return run_spark(cfg, on_commit=on_commit)
-    if cfg.predict.engine == "ray":
-        from ray_train.predict import run_ray
-
-        return run_ray(cfg, on_commit=on_commit)
-    from b2ner_common.predict.job import run_local
-
-    return run_local(cfg, on_commit=on_commit)
+    return run_stage("predict", cfg, on_commit=on_commit)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from b2ner_cli.commands.ingest import wide_console
 from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, resolve_config
+from b2ner_cli.stages import run_stage
 from b2ner_common.config import PipelineConfig
 
 Stage = Callable[[PipelineConfig, Console, dict[str, Any]], Any]
@@ -58,27 +59,20 @@ def stage_ingest(cfg: PipelineConfig, console: Console, results: dict[str, Any])
 def stage_taxonomy(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
     """Check every raw label is mapped (fails listing the unmapped ones), then bronze -> silver."""
     from b2ner_cli.commands.taxonomy import problems_table
-    from b2ner_common.taxonomy.job import apply_local, bronze_label_counts, check_counts
+    from b2ner_common.taxonomy.job import bronze_label_counts, check_counts
 
     problems = [p for p in check_counts(cfg, bronze_label_counts(cfg)) if p.fatal]
     if problems:
         console.print(problems_table(problems))
         raise StageFailed(f"taxonomy: {len(problems)} mapping problems (see the table above)")
-    if cfg.taxonomy.engine == "local":
-        report = apply_local(cfg)
-    else:
-        from spark_jobs.taxonomy import run_apply
-
-        report = run_apply(cfg)
+    report = run_stage("taxonomy", cfg)
     console.print(f"silver/samples: {report.rows:,} samples of {len(report.datasets)} datasets", markup=False)
     return report
 
 
 def stage_embed(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
-    from spark_jobs.embed import run_embed
-
     with console.status(f"embedding with {cfg.select.embed_model} (only samples without a vector)"):
-        res = run_embed(cfg)
+        res = run_stage("embed", cfg)
     console.print(
         f"gold/embeddings: {res.computed:,} new of {res.candidates:,} in {res.seconds:.0f} s", markup=False
     )
@@ -86,11 +80,11 @@ def stage_embed(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
 
 
 def stage_select(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
-    from spark_jobs.select import SelectionError, run_select
+    from b2ner_common.selection import SelectionError
 
     try:
         with console.status(f"selecting ({cfg.select.strategy}, run {cfg.select.run_id})"):
-            res = run_select(cfg)
+            res = run_stage("select", cfg)
     except SelectionError as e:
         raise StageFailed(f"select: {e}") from None
     console.print(f"gold/selection: {res.selected:,} samples selected; report {res.report}", markup=False)
@@ -98,12 +92,10 @@ def stage_select(cfg: PipelineConfig, console: Console, results: dict[str, Any])
 
 
 def stage_train(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
-    from b2ner_cli.commands.train import run_train
-
     with console.status(
         f"training {cfg.model.family} run {cfg.train.run_name!r} ({cfg.train.max_steps} steps)"
     ):
-        summary = run_train(cfg)
+        summary = run_stage("train", cfg)
     console.print(f"model: {summary.get('model', '-')} ({summary.get('seconds', '?')} s)", markup=False)
     return summary
 

@@ -22,14 +22,15 @@ def register(app: typer.Typer) -> None:
         """Select a diverse, category-balanced training subset per dataset (B2NERD-style)."""
         flags = {"select.strategy": strategy, "select.budget_per_dataset": budget, "select.seed": seed}
         cfg = resolve_config(config, overrides, **flags, **{"select.run_id": run_id})
-        from spark_jobs.select import SelectionError, run_select
+        from b2ner_cli.stages import run_stage
+        from b2ner_common.selection import SelectionError
 
         console = Console(stderr=True)
         try:
             with console.status(
                 f"selecting ({cfg.select.strategy}, run {cfg.select.run_id}) on {cfg.spark.master}"
             ):
-                res = run_select(cfg)
+                res = run_stage("select", cfg)
         except SelectionError as e:
             console.print(f"selection failed: {e}", style="bold red", markup=False, highlight=False)
             raise typer.Exit(1) from None

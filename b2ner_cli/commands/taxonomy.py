@@ -115,18 +115,14 @@ def register(app: typer.Typer) -> None:
         engine: str = ENGINE_OPTION,
     ) -> None:
         """Map bronze/samples to silver/samples (fails with exit 1 listing unmapped labels)."""
-        from b2ner_common.taxonomy.job import CheckFailed, apply_local
+        from b2ner_cli.stages import run_stage
+        from b2ner_common.taxonomy.job import CheckFailed
 
         cfg = _cfg(config, overrides, warehouse, engine)
         console = _console()
         try:
             with console.status(f"taxonomy apply ({cfg.taxonomy.engine}) into {cfg.warehouse} ..."):
-                if cfg.taxonomy.engine == "local":
-                    report = apply_local(cfg)
-                else:
-                    from spark_jobs.taxonomy import run_apply
-
-                    report = run_apply(cfg)
+                report = run_stage("taxonomy", cfg)
         except CheckFailed as e:
             _fail_on(e.problems, console)
             raise
@@ -150,7 +146,7 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("both", "--mode", help="raw, mapped or both"),
     ) -> None:
         """Screen silver/samples for cross-dataset label conflicts into silver/label_conflicts."""
-        from b2ner_common.taxonomy.job import conflicts_local
+        from b2ner_cli.stages import run_stage
 
         if mode not in ("raw", "mapped", "both"):
             raise UsageError(f"--mode must be raw, mapped or both, got {mode!r}")
@@ -158,12 +154,7 @@ def register(app: typer.Typer) -> None:
         cfg = _cfg(config, overrides, warehouse, engine)
         console = _console()
         with console.status(f"conflict screening ({cfg.taxonomy.engine}) ..."):
-            if cfg.taxonomy.engine == "local":
-                report = conflicts_local(cfg, modes)
-            else:
-                from spark_jobs.conflicts import run
-
-                report = run(cfg, modes=modes)
+            report = run_stage("conflicts", cfg, modes=modes)
         t = Table(
             title=f"label conflicts ({report.engine}): {report.kept_mentions:,} of {report.indexed_mentions:,} "
             f"indexed mention strings screened in {report.seconds:.1f} s"

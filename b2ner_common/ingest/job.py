@@ -1,7 +1,7 @@
 """The ingest job around the core: resolve the catalog from config, run an engine, write bronze tables.
 
-`run_ingest(cfg)` is what `b2ner ingest` and `b2ner run` call. Engine "spark" (default) runs
-`spark_jobs.ingest`; engine "local" reads in this process (same readers, same tables). Both write:
+`run_local(cfg)` is the in-process engine (`ingest.engine=local`); `spark_jobs.ingest.run_ingest` is the
+Spark one, over the same planning, readers and writers; the CLI picks one (b2ner_cli/stages.py). Both write:
 
 - bronze/samples        MERGE on sample_id (insert-if-absent): re-runs add no rows
 - bronze/rejects        predicate overwrite of the ingested datasets' rows
@@ -135,12 +135,3 @@ def write_bronze(cfg: PipelineConfig, tasks: list[FileTask], samples: pa.Table, 
     tables.write_table(
         tables.table_path(cfg.warehouse, REJECTS), rejects, mode="overwrite", predicate=pred, metadata=meta
     )
-
-
-def run_ingest(cfg: PipelineConfig, progress: Callable[[int, int], None] | None = None) -> IngestReport:
-    """Run the ingest with the configured engine (`ingest.engine`)."""
-    if cfg.ingest.engine == "local":
-        return run_local(cfg, progress)
-    from spark_jobs.ingest import run as run_spark
-
-    return run_spark(cfg)

@@ -10,34 +10,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from b2ner_common.schema import PredictedEntity, Prediction
 
 LabelSet = Sequence[str] | Mapping[str, str]
 LabelSpec = LabelSet | Sequence[LabelSet]
-
-
-@dataclass(frozen=True, slots=True)
-class PredictedEntity:
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float | None = None
-
-
-@dataclass(slots=True)
-class Prediction:
-    """A predictor's detailed answer for one text: entities plus what it saw on the way.
-
-    raw_output: the model's text (LLMs) or "" ; truncated: something was cut (input tokens, answer tokens);
-    problems: parse problems (b2ner_common.parsing.ParseProblem) for generative models.
-    """
-
-    entities: list[PredictedEntity]
-    raw_output: str = ""
-    truncated: bool = False
-    problems: list = field(default_factory=list)
 
 
 @runtime_checkable
@@ -82,8 +60,10 @@ def predict_detailed(
     return [Prediction(list(ents)) for ents in predictor.predict(texts, labels)]
 
 
-# family name -> "module:factory"; factories take a ModelConfig and return a Predictor.
-_FAMILIES: dict[str, str] = {
+# The one table of model families for prediction: name -> "module:factory" (a factory takes a ModelConfig
+# and returns a Predictor). Core, because every engine loads predictors inside its workers; the trainers
+# of the families are in b2ner_cli/stages.py.
+FAMILIES: dict[str, str] = {
     "llm": "b2ner_common.models.llm.predictor:load_llm_predictor",
     "span-encoder": "b2ner_common.models.span_encoder.model:load_span_encoder_predictor",
     "lexicon": "b2ner_common.models.lexicon:load_lexicon_predictor",
@@ -92,15 +72,15 @@ _FAMILIES: dict[str, str] = {
 
 def register_family(name: str, target: str | Callable) -> None:
     """Register a model family by short name (target: "module:function" or a callable)."""
-    _FAMILIES[name] = target  # type: ignore[assignment]
+    FAMILIES[name] = target  # type: ignore[assignment]
 
 
 def load_predictor(model_cfg) -> Predictor:
     """Instantiate the predictor for `model_cfg.family` (a ModelConfig)."""
     try:
-        target = _FAMILIES[model_cfg.family]
+        target = FAMILIES[model_cfg.family]
     except KeyError:
-        raise ValueError(f"unknown model family {model_cfg.family!r}; known: {sorted(_FAMILIES)}") from None
+        raise ValueError(f"unknown model family {model_cfg.family!r}; known: {sorted(FAMILIES)}") from None
     if callable(target):
         return target(model_cfg)
     module, _, fn = target.partition(":")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from b2ner_common.models.base import LabelSpec, PredictedEntity, per_text_label_sets
+from b2ner_common.models.base import LabelSpec, per_text_label_sets
+from b2ner_common.schema import PredictedEntity
 
 
 class LexiconPredictor:

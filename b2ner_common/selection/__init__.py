@@ -31,7 +31,13 @@ from b2ner_common.selection.output import read_selection, selected_samples
 from b2ner_common.selection.quotas import category_quotas, dataset_budget
 from b2ner_common.selection.two_stage import NO_ENTITY, SelectParams, select_dataset, two_stage
 
+
+class SelectionError(RuntimeError):
+    """The job ran but cannot produce a selection (e.g. samples without embeddings)."""
+
+
 __all__ = [
+    "SelectionError",
     "NO_ENTITY",
     "OOD_DEV_DATASETS",
     "STRATEGIES",

@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from b2ner_common.models.base import LabelSpec, PredictedEntity, Prediction, per_text_label_sets
+from b2ner_common.models.base import LabelSpec, per_text_label_sets
 from b2ner_common.parsing import parse_answer
 from b2ner_common.prompts import format_prompt
+from b2ner_common.schema import PredictedEntity, Prediction
 
 _WEIGHT_FILES = (
     "model.safetensors",

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from b2ner_common.models.base import LabelSpec, PredictedEntity, per_text_label_sets
+from b2ner_common.models.base import LabelSpec, per_text_label_sets
 from b2ner_common.models.span_encoder.features import Batch, Segment, collate, length_batches, segment_texts
+from b2ner_common.schema import PredictedEntity
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "span_encoder.json"
