@@ -45,44 +45,20 @@ def replicate(rows: list[dict], k: int) -> list[dict]:
 
 def screen(rows: list[dict], min_self_ratio: float) -> dict:
     from b2ner_common.taxonomy import load_taxonomy
-    from b2ner_common.taxonomy.conflicts import (
-        ConflictScreen,
-        build_mention_index,
-        consistent_keys,
-        label_sets_of,
-        mention_counts,
-        merge_partials,
-        self_consistency,
-        summarize,
-    )
+    from b2ner_common.taxonomy.conflicts import screen as screen_samples
+    from b2ner_common.taxonomy.conflicts import summarize
 
-    t = {}
-    t0 = time.perf_counter()
-    counts, sets = mention_counts(rows), label_sets_of(rows)
-    index = build_mention_index(counts, sets)
-    t["index_s"] = time.perf_counter() - t0
-    indexed = len(index)
-    t1 = time.perf_counter()
-    keep = consistent_keys(self_consistency(index, rows), min_self_ratio)
-    index = build_mention_index(counts, sets, keep=lambda d, lg, k: (d, lg, k) in keep)
-    t["self_consistency_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    sc = ConflictScreen(index, load_taxonomy("v1").compatible, 3).add_samples(rows)
-    t["scan_s"] = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    out = merge_partials(sc.rows(), 3)
-    t["merge_s"] = time.perf_counter() - t3
-    t["total_s"] = time.perf_counter() - t0
+    found = screen_samples(rows, load_taxonomy("v1").compatible, examples=3, min_self_ratio=min_self_ratio)
     chars = sum(len(r["text"]) for r in rows)
     return {
         "samples": len(rows),
         "chars": chars,
-        "indexed_mentions": indexed,
-        "screened_mentions": len(index),
-        "rows": len(out),
-        **{k: round(v, 2) for k, v in t.items()},
-        "chars_per_s": round(chars / t["total_s"]),
-        "summary": summarize(out),
+        "indexed_mentions": found.indexed_mentions,
+        "screened_mentions": found.screened_mentions,
+        "rows": len(found.rows),
+        **{k: round(v, 2) for k, v in found.seconds.items()},
+        "chars_per_s": round(chars / found.seconds["total_s"]),
+        "summary": summarize(found.rows),
     }
 
 

@@ -27,6 +27,7 @@ of the same language are searched; and strings A itself leaves unannotated in mo
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -434,6 +435,54 @@ def screen_batches(
     yield from screen.rows()
 
 
+@dataclass
+class Screening:
+    """What one screening produced: LABEL_CONFLICTS rows, index sizes and seconds per phase."""
+
+    rows: list[dict]
+    indexed_mentions: int  # mention strings indexed before the self-consistency filter
+    screened_mentions: int  # mention strings kept and screened
+    seconds: dict[str, float]  # index_s, self_consistency_s, scan_s, merge_s, total_s
+
+
+def screen(
+    samples: Iterable[Any],
+    compatible: Callable[[str, str], bool] | None = None,
+    *,
+    examples: int = 3,
+    min_chars: int = 2,
+    min_self_ratio: float = 0.5,
+) -> Screening:
+    """Local, one-process screening of samples (any datasets, mapped or not) in both modes.
+
+    Indexes every dataset's mentions, keeps those the dataset annotates in at least
+    `min_self_ratio` of their own occurrences (0 keeps all), scans every text once.
+    The local job and the benchmark both run this; the Spark job runs the same pieces per partition.
+    """
+    samples = list(samples)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    counts, sets = mention_counts(samples), label_sets_of(samples)
+    index = build_mention_index(counts, sets, min_chars=min_chars)
+    indexed = len(index)
+    t["index_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if min_self_ratio > 0:
+        keep = consistent_keys(self_consistency(index, samples), min_self_ratio)
+        index = build_mention_index(
+            counts, sets, min_chars=min_chars, keep=lambda d, lg, k: (d, lg, k) in keep
+        )
+    t["self_consistency_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    scan = ConflictScreen(index, compatible, examples).add_samples(samples)
+    t["scan_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    rows = merge_partials(scan.rows(), examples)
+    t["merge_s"] = time.perf_counter() - t3
+    t["total_s"] = time.perf_counter() - t0
+    return Screening(rows, indexed, len(index), t)
+
+
 def screen_conflicts(
     samples: Iterable[Any],
     compatible: Callable[[str, str], bool] | None = None,
@@ -442,22 +491,10 @@ def screen_conflicts(
     min_chars: int = 2,
     min_self_ratio: float = 0.5,
 ) -> list[dict]:
-    """Local, one-process screening of samples (any datasets, mapped or not) in both modes.
-
-    Indexes every dataset's mentions, keeps those the dataset annotates in at least
-    `min_self_ratio` of their own occurrences (0 keeps all), scans every text once.
-    Returns LABEL_CONFLICTS rows (see `merge_partials`).
-    """
-    samples = list(samples)
-    counts, sets = mention_counts(samples), label_sets_of(samples)
-    index = build_mention_index(counts, sets, min_chars=min_chars)
-    if min_self_ratio > 0:
-        keep = consistent_keys(self_consistency(index, samples), min_self_ratio)
-        index = build_mention_index(
-            counts, sets, min_chars=min_chars, keep=lambda d, lg, k: (d, lg, k) in keep
-        )
-    screen = ConflictScreen(index, compatible, examples).add_samples(samples)
-    return merge_partials(screen.rows(), examples)
+    """The LABEL_CONFLICTS rows of `screen` (see `merge_partials`)."""
+    return screen(
+        samples, compatible, examples=examples, min_chars=min_chars, min_self_ratio=min_self_ratio
+    ).rows
 
 
 def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:

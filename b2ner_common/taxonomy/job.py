@@ -15,17 +15,7 @@ import pyarrow as pa
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.schema import LABEL_CONFLICTS, SILVER_SAMPLES
-from b2ner_common.taxonomy.conflicts import (
-    MODES,
-    ConflictScreen,
-    build_mention_index,
-    consistent_keys,
-    label_sets_of,
-    mention_counts,
-    merge_partials,
-    self_consistency,
-    summarize,
-)
+from b2ner_common.taxonomy.conflicts import MODES, screen, summarize
 from b2ner_common.taxonomy.mappings import (
     DatasetMapping,
     Problem,
@@ -156,21 +146,19 @@ def conflicts_local(cfg: PipelineConfig, modes: Iterable[str] = MODES) -> Confli
     """Screen silver/samples for label conflicts in one process; write silver/label_conflicts."""
     t0 = time.perf_counter()
     taxonomy, _ = load_stage(cfg)
-    rows = read_silver(cfg, SCREEN_COLUMNS).to_pylist()
-    counts, sets = mention_counts(rows), label_sets_of(rows)
-    index = build_mention_index(counts, sets, min_chars=cfg.taxonomy.min_mention_chars)
-    indexed = len(index)
-    if cfg.taxonomy.min_self_ratio > 0:
-        keep = consistent_keys(self_consistency(index, rows), cfg.taxonomy.min_self_ratio)
-        index = build_mention_index(
-            counts, sets, min_chars=cfg.taxonomy.min_mention_chars, keep=lambda d, lg, k: (d, lg, k) in keep
-        )
-    screen = ConflictScreen(index, taxonomy.compatible, cfg.taxonomy.conflict_examples).add_samples(rows)
-    result = [
-        r for r in merge_partials(screen.rows(), cfg.taxonomy.conflict_examples) if r["mode"] in set(modes)
-    ]
+    tc = cfg.taxonomy
+    found = screen(
+        read_silver(cfg, SCREEN_COLUMNS).to_pylist(),
+        taxonomy.compatible,
+        examples=tc.conflict_examples,
+        min_chars=tc.min_mention_chars,
+        min_self_ratio=tc.min_self_ratio,
+    )
+    result = [r for r in found.rows if r["mode"] in set(modes)]
     write_conflicts(cfg, result, modes)
-    return ConflictReport("local", time.perf_counter() - t0, result, indexed, len(index))
+    return ConflictReport(
+        "local", time.perf_counter() - t0, result, found.indexed_mentions, found.screened_mentions
+    )
 
 
 def write_conflicts(cfg: PipelineConfig, rows: list[dict], modes: Iterable[str]) -> None:
