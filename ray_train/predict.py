@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -17,12 +16,11 @@ import pyarrow as pa
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
 from b2ner_common.predict.job import (
-    InputError,
     PredictSummary,
     commit_slice,
     done_doc_ids,
     get_predictor,
-    is_delta,
+    input_source,
     normalize_documents,
     output_path,
     predict_batch,
@@ -56,11 +54,10 @@ def read_input(cfg: PipelineConfig):
     import ray.data
 
     path = cfg.predict.input
-    if not path or ("://" not in path and not Path(path).exists()):
-        raise InputError(f"input {path!r} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
-    if is_delta(path):
+    src = input_source(cfg)
+    if src.format == "delta":
         ds = ray.data.read_parquet(tables.table_files(path))  # the snapshot's files, never the folder
-    elif path.endswith((".jsonl", ".json")) or (Path(path).is_dir() and any(Path(path).glob("*.jsonl"))):
+    elif src.format == "jsonl":
         ds = ray.data.read_json(path, file_extensions=["jsonl", "json"])
     else:
         ds = ray.data.read_parquet(path)

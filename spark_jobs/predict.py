@@ -21,7 +21,7 @@ from b2ner_common.predict.job import (
     PredictSummary,
     commit_slice,
     get_predictor,
-    is_delta,
+    input_source,
     output_path,
     predict_batch,
 )
@@ -36,17 +36,14 @@ PREDICTIONS_DDL = (
 
 def read_input(spark, cfg: PipelineConfig):
     """DataFrame doc_id, text[, labels, lang] from a Delta table, Parquet or JSONL (same ids as local)."""
-    from pathlib import Path
-
     from pyspark.sql import functions as F
 
     pc_ = cfg.predict
-    path = pc_.input
-    if not path or ("://" not in path and not Path(path).exists()):
-        raise InputError(f"input {path!r} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
-    if is_delta(path):
+    src = input_source(cfg)
+    path = src.path
+    if src.format == "delta":
         df = read_delta(spark, path, backend=cfg.spark.table_backend)
-    elif path.endswith((".jsonl", ".json")) or (Path(path).is_dir() and any(Path(path).glob("*.jsonl"))):
+    elif src.format == "jsonl":
         df = spark.read.json(path)
     else:
         df = spark.read.parquet(path)

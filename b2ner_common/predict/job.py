@@ -101,18 +101,37 @@ def is_delta(path: str) -> bool:
         return False
 
 
-def read_documents(cfg: PipelineConfig) -> pa.Table:
-    """The input as Arrow columns doc_id, text[, labels, lang]: a Delta table, Parquet file/dir or JSONL."""
-    pc_ = cfg.predict
-    path = pc_.input
+@dataclass(frozen=True)
+class InputSource:
+    """Where predict reads from and in which format; every engine reads it with its own reader."""
+
+    path: str
+    format: str  # "delta" | "jsonl" | "parquet"
+
+
+def input_source(cfg: PipelineConfig) -> InputSource:
+    """Check `predict.input` and tell its format: a Delta table, JSON lines (file or folder) or Parquet."""
+    path = cfg.predict.input
     if not path:
         raise InputError("no input: pass --input (a Delta table, Parquet file/folder or .jsonl file)")
     p = Path(path)
     if "://" not in path and not p.exists():
-        raise InputError(f"input {path} does not exist")
+        raise InputError(f"input {path} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
     if is_delta(path):
+        return InputSource(path, "delta")
+    if p.suffix in {".jsonl", ".json"} or ("://" not in path and p.is_dir() and any(p.glob("*.jsonl"))):
+        return InputSource(path, "jsonl")
+    return InputSource(path, "parquet")
+
+
+def read_documents(cfg: PipelineConfig) -> pa.Table:
+    """The input as Arrow columns doc_id, text[, labels, lang]: a Delta table, Parquet file/dir or JSONL."""
+    pc_ = cfg.predict
+    src = input_source(cfg)
+    path, p = src.path, Path(src.path)
+    if src.format == "delta":
         data = tables.read_table(path)
-    elif p.suffix in {".jsonl", ".json"} or (p.is_dir() and any(p.glob("*.jsonl"))):
+    elif src.format == "jsonl":
         import pyarrow.json as pj
 
         files = [p] if p.is_file() else sorted(p.glob("*.jsonl"))
