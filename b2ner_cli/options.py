@@ -15,6 +15,22 @@ class UsageError(Exception):
 
 
 def resolve_config(config: str | None, overrides: list[str] | None, **flags: object) -> PipelineConfig:
-    """Config file + `key=value` overrides + explicit CLI flags (flags win; None means not given)."""
-    extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return load_config(config, list(overrides or []) + extra)
+    """Config file + `key=value` overrides + explicit CLI flags (flags win; None means not given).
+
+    Flag values are Python values set as they are: a flag is never pasted into YAML, so quotes,
+    backslashes and commas in it stay what the user typed.
+    """
+    return load_config(config, list(overrides or []), {k: v for k, v in flags.items() if v is not None})
+
+
+def comma_list(value: str | None, flag: str, example: str) -> list[str] | None:
+    """The one parser of comma-separated list flags: names stripped, empty ones dropped, taken literally.
+
+    None when the flag was not given; UsageError when it was given but names nothing.
+    """
+    if value is None:
+        return None
+    names = [x.strip() for x in value.split(",") if x.strip()]
+    if not names:
+        raise UsageError(f"{flag} is empty: give comma-separated names, e.g. {flag} {example}")
+    return names

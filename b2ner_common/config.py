@@ -265,17 +265,31 @@ def apply_override(data: dict, override: str) -> None:
     if "=" not in override:
         raise ConfigError(f"override {override!r} is not key=value (e.g. select.seed=1)")
     key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({e})") from None
+    set_value(data, key, value)
+
+
+def set_value(data: dict, key: str, value: Any) -> None:
+    """Set the dotted `key` of a nested dict to a Python value, taken as is (never parsed as YAML)."""
     parts = key.strip().split(".")
     node = data
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {p!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+            raise ConfigError(f"{key}: {p!r} is not a section")
+    node[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
-    """Load a YAML config (or the defaults), apply overrides, validate. Raises ConfigError."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> PipelineConfig:
+    """Load a YAML config (or the defaults), apply `key=value` overrides, then `values` ({dotted key:
+    Python value}, e.g. from command-line flags, taken literally), validate. Raises ConfigError."""
     data: dict[str, Any] = {}
     if path:
         p = Path(path)
@@ -289,6 +303,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{p}: top level must be a mapping of sections")
     for o in overrides or []:
         apply_override(data, o)
+    for key, value in (values or {}).items():
+        set_value(data, key, value)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, resolve_config
+from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, comma_list, resolve_config
 
 
 def run_evaluate(cfg, predictions: list[str] | None = None, progress=None):
@@ -72,9 +72,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        ds_flag = None
-        if datasets:
-            ds_flag = "[" + ", ".join(d.strip() for d in datasets.split(",") if d.strip()) + "]"
+        ds_flag = comma_list(datasets, "--datasets", "crossner_ai,mit_movie")
         cfg = resolve_config(
             config,
             overrides,

@@ -85,16 +85,10 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option(None, "--engine", help="spark (default) or local"),
     ) -> None:
         """Read corpora (catalog files) into Delta tables bronze/samples, bronze/rejects, bronze/reconciliation."""
-        extra = [
-            f"{k}={v}"
-            for k, v in (("ingest.corpora", corpora), ("warehouse", warehouse), ("ingest.engine", engine))
-            if v is not None
-        ]
-        if dataset:
-            extra.append(f"ingest.datasets={json.dumps(list(dataset))}")
-        if catalog:
-            extra.append(f"ingest.catalogs={json.dumps(list(catalog))}")
-        cfg = resolve_config(config, list(overrides or []) + extra)
+        flags = {"ingest.corpora": corpora, "warehouse": warehouse, "ingest.engine": engine}
+        flags["ingest.datasets"] = list(dataset) if dataset else None
+        flags["ingest.catalogs"] = list(catalog) if catalog else None
+        cfg = resolve_config(config, overrides, **flags)
         console = wide_console()
         report = ingest_with_progress(cfg, console)
         print_report(report, console)

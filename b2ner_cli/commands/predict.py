@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, resolve_config
+from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, comma_list, resolve_config
 
 
 def run_predict(cfg, on_commit=None):
@@ -35,14 +35,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
-        label_flag = None
-        if labels is not None:
-            names = [x.strip() for x in labels.split(",") if x.strip()]
-            if not names:
-                raise UsageError(
-                    "--labels is empty: give comma-separated names, e.g. --labels person,location"
-                )
-            label_flag = "[" + ", ".join(f'"{n}"' for n in names) + "]"
+        label_flag = comma_list(labels, "--labels", "person,location")
         cfg = resolve_config(
             config,
             overrides,
