@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,16 +20,21 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-TABLES = (
-    "bronze/samples",
-    "bronze/rejects",
-    "bronze/reconciliation",
-    "silver/samples",
-    "silver/label_conflicts",
-    "gold/embeddings",
-    "gold/selection",
-    "gold/predictions",
-)
+
+class Table(StrEnum):
+    """Every table the project writes, by its path under the warehouse root."""
+
+    BRONZE_SAMPLES = "bronze/samples"
+    BRONZE_REJECTS = "bronze/rejects"
+    BRONZE_RECONCILIATION = "bronze/reconciliation"
+    SILVER_SAMPLES = "silver/samples"
+    SILVER_LABEL_CONFLICTS = "silver/label_conflicts"
+    GOLD_EMBEDDINGS = "gold/embeddings"
+    GOLD_SELECTION = "gold/selection"
+    GOLD_PREDICTIONS = "gold/predictions"
+
+
+TABLES = tuple(t.value for t in Table)
 
 
 def table_path(warehouse: str | Path, name: str) -> str:

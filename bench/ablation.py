@@ -78,7 +78,7 @@ def prepare(args) -> dict:
     pool_names = sorted(d for d, r in roles.items() if r == "train_pool")
     info: dict = {"pool_datasets": pool_names, "eval_datasets": ood_datasets(), "timings_s": {}}
     t = time.perf_counter()
-    if not tables.table_exists(tables.table_path(full, "silver/samples")):
+    if not tables.table_exists(tables.table_path(full, tables.Table.SILVER_SAMPLES)):
         from b2ner_common.ingest.job import run_local
         from b2ner_common.taxonomy.job import apply_local
 
@@ -101,9 +101,9 @@ def prepare(args) -> dict:
     pool = pool.take(pa.array(sorted(keep)))
     from b2ner_common.schema import SILVER_SAMPLES
 
-    silver = tables.read_table(tables.table_path(full, "silver/samples"))
+    silver = tables.read_table(tables.table_path(full, tables.Table.SILVER_SAMPLES))
     silver = silver.filter(pc.is_in(silver["sample_id"], pool["sample_id"])).select(SILVER_SAMPLES.names)
-    tables.write_table(tables.table_path(pool_wh, "silver/samples"), silver, mode="overwrite")
+    tables.write_table(tables.table_path(pool_wh, tables.Table.SILVER_SAMPLES), silver, mode="overwrite")
     info["pool_rows"] = silver.num_rows
     info["pool_per_dataset"] = {
         d["values"]: d["counts"] for d in pc.value_counts(silver["dataset"]).to_pylist()
@@ -132,7 +132,9 @@ def arm_rows(arm: str, seed: int, args) -> list[dict]:
 
     pool_wh = args.work / "pool"
     kind = ARMS[arm][2]
-    pool = tables.read_table(tables.table_path(pool_wh, "silver/samples"), columns=ROW_COLUMNS).to_pylist()
+    pool = tables.read_table(
+        tables.table_path(pool_wh, tables.Table.SILVER_SAMPLES), columns=ROW_COLUMNS
+    ).to_pylist()
     if kind == "all":
         return pool
     selected = selected_samples(pool_wh, SELECTION_RUN).select(ROW_COLUMNS).to_pylist()

@@ -123,7 +123,7 @@ def main() -> None:
         for i, s in enumerate(texts)
     ]
     tables.write_table(
-        tables.table_path(wh, "silver/samples"), pa.Table.from_pylist(rows, schema=SILVER_SAMPLES)
+        tables.table_path(wh, tables.Table.SILVER_SAMPLES), pa.Table.from_pylist(rows, schema=SILVER_SAMPLES)
     )
     cfg = load_config(
         None, [f"warehouse={wh}", f"spark.master={args.master}", f"select.embed_batch_size={args.batch_size}"]

@@ -157,7 +157,7 @@ def run_spark(data, params: SelectParams, master: str) -> dict:
             },
             schema=SILVER_SAMPLES,
         )
-        tables.write_table(tables.table_path(wh, "silver/samples"), silver)
+        tables.write_table(tables.table_path(wh, tables.Table.SILVER_SAMPLES), silver)
         emb = pa.table(
             {
                 "sample_id": df["sample_id"],
@@ -166,7 +166,7 @@ def run_spark(data, params: SelectParams, master: str) -> dict:
             },
             schema=EMBEDDINGS,
         )
-        tables.write_table(tables.table_path(wh, "gold/embeddings"), emb)
+        tables.write_table(tables.table_path(wh, tables.Table.GOLD_EMBEDDINGS), emb)
     cfg = load_config(
         None,
         [

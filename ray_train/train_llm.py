@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from b2ner_common import tables
 from b2ner_common.config import PROJECT_ROOT, PipelineConfig
+from b2ner_common.tables import Table
 
 FAIL_ENV = "B2NER_FAIL_ONCE"  # "<marker file>:<step>": the last worker dies once at that step (tests)
 
@@ -39,8 +40,8 @@ def training_dataset(cfg: PipelineConfig):
     """Ray Dataset of the selected silver rows (Delta snapshot files, never the folder)."""
     import ray.data
 
-    sel_path = tables.table_path(cfg.warehouse, "gold/selection")
-    silver_path = tables.table_path(cfg.warehouse, "silver/samples")
+    sel_path = tables.table_path(cfg.warehouse, Table.GOLD_SELECTION)
+    silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
     for p, cmd in ((sel_path, "b2ner select"), (silver_path, "b2ner taxonomy")):
         if not tables.table_exists(p):
             raise FileNotFoundError(f"table {p} does not exist: run `{cmd}` first")
@@ -71,7 +72,7 @@ def eval_rows(cfg: PipelineConfig) -> list[dict]:
     llm = cfg.train.llm
     if not llm.eval_datasets:
         return []
-    path = tables.table_path(cfg.warehouse, "silver/samples")
+    path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
     t = tables.read_table(
         path, columns=["sample_id", "dataset", "split", "lang", "text", "entities", "label_set"]
     )

@@ -13,6 +13,7 @@ from b2ner_common import tables
 from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.schema import EMBEDDINGS
 from b2ner_common.selection.embeddings import embed_pandas_batches, resolve_model_path
+from b2ner_common.tables import Table
 from spark_jobs.delta import read_delta, write_delta
 
 EMBED_SCHEMA = "sample_id string, model string, vector array<float>"
@@ -51,12 +52,12 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
     resolve_model_path(s.embed_model)  # fail fast (ConfigError) before starting any task
     spark = spark or get_spark(cfg.spark)
     backend = cfg.spark.table_backend
-    silver_path = tables.table_path(cfg.warehouse, "silver/samples")
+    silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
     if not tables.table_exists(silver_path):
         raise FileNotFoundError(
             f"{silver_path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first"
         )
-    gold_path = tables.table_path(cfg.warehouse, "gold/embeddings")
+    gold_path = tables.table_path(cfg.warehouse, Table.GOLD_EMBEDDINGS)
     t0 = time.perf_counter()
     samples = read_delta(spark, silver_path, backend)
     if s.embed_scope == "candidates":

@@ -20,6 +20,7 @@ from b2ner_common import tables
 from b2ner_common.config import ConfigError, PipelineConfig, config_json, save_resolved
 from b2ner_common.schema import SELECTION
 from b2ner_common.selection import SelectionError
+from b2ner_common.tables import Table
 from spark_jobs.delta import read_delta
 
 GROUP_SCHEMA = (
@@ -85,8 +86,8 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
         raise ConfigError(f"select.run_id={s.run_id!r}: use letters, digits, '_', '.', '-' only")
     spark = spark or get_spark(cfg.spark)
     backend = cfg.spark.table_backend
-    silver_path = tables.table_path(cfg.warehouse, "silver/samples")
-    emb_path = tables.table_path(cfg.warehouse, "gold/embeddings")
+    silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
+    emb_path = tables.table_path(cfg.warehouse, Table.GOLD_EMBEDDINGS)
     for p, cmd in ((silver_path, "b2ner taxonomy"), (emb_path, "b2ner embed")):
         if not tables.table_exists(p):
             raise FileNotFoundError(f"{p} does not exist: run `{cmd}` first")
@@ -141,7 +142,7 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
         )
     sel = result.filter(pc.invert(is_stats)).select(SELECTION.names).cast(SELECTION)
     tables.write_table(
-        tables.table_path(cfg.warehouse, "gold/selection"),
+        tables.table_path(cfg.warehouse, Table.GOLD_SELECTION),
         sel,
         mode="overwrite",
         predicate=f"selection_run = '{s.run_id}'",

@@ -124,7 +124,9 @@ def evaluation_datasets(cfg: PipelineConfig) -> tuple[list[str], str]:
     from b2ner_common import tables
     from b2ner_common.evaluation.benchmark import ood_datasets
 
-    t = tables.read_table(tables.table_path(cfg.warehouse, "silver/samples"), columns=["dataset", "split"])
+    t = tables.read_table(
+        tables.table_path(cfg.warehouse, tables.Table.SILVER_SAMPLES), columns=["dataset", "split"]
+    )
     pairs = set(zip(t["dataset"].to_pylist(), t["split"].to_pylist(), strict=True))
     present = {d for d, _ in pairs}
     ood = [d for d in ood_datasets() if d in present]

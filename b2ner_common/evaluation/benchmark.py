@@ -22,6 +22,7 @@ from pathlib import Path
 from b2ner_common.metrics import PRF, b2ner_f1, language_average, mean_sd, pairs_answer, span_f1
 from b2ner_common.models.base import predict_detailed
 from b2ner_common.ood import OOD_DATASETS
+from b2ner_common.tables import Table
 
 # DESIGN.md: published zero-shot averages (F1 x 100) on the 7 English OOD test sets.
 PUBLISHED_EN_AVG: dict[str, float] = {
@@ -193,7 +194,7 @@ def load_gold(cfg, datasets: Sequence[str]) -> dict[str, GoldSet]:
 
     taxonomy = load_taxonomy(cfg.taxonomy.version)
     mappings = load_mappings(cfg.taxonomy.version, cfg.taxonomy.mappings)
-    candidates = [cfg.evaluate.table] if cfg.evaluate.table else ["silver/samples", "bronze/samples"]
+    candidates = [cfg.evaluate.table] if cfg.evaluate.table else [Table.SILVER_SAMPLES, Table.BRONZE_SAMPLES]
     for name in candidates:
         path = name if "/" in name and Path(name).is_absolute() else tables.table_path(cfg.warehouse, name)
         if not tables.table_exists(path):

@@ -35,8 +35,9 @@ from b2ner_common.ingest.units import (
     samples_table,
     table_counts,
 )
+from b2ner_common.tables import Table
 
-SAMPLES, REJECTS, RECON = "bronze/samples", "bronze/rejects", "bronze/reconciliation"
+SAMPLES, REJECTS, RECON = Table.BRONZE_SAMPLES, Table.BRONZE_REJECTS, Table.BRONZE_RECONCILIATION
 
 
 @dataclass

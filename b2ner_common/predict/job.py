@@ -27,6 +27,7 @@ from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.models.base import Predictor, load_predictor
 from b2ner_common.parsing import summarize_problems
 from b2ner_common.predict.chunking import predict_documents
+from b2ner_common.tables import Table
 
 OUTPUT_KEYS = ("run_id", "doc_id")
 _PREDICTORS: dict[str, Predictor] = {}  # per process: a Spark Python worker / Ray actor loads its model once
@@ -69,7 +70,7 @@ class PredictSummary:
 
 
 def output_path(cfg: PipelineConfig) -> str:
-    return cfg.predict.output or tables.table_path(cfg.warehouse, "gold/predictions")
+    return cfg.predict.output or tables.table_path(cfg.warehouse, Table.GOLD_PREDICTIONS)
 
 
 def stable_doc_id(text: str | None) -> str:

@@ -11,11 +11,12 @@ from deltalake import DeltaTable
 
 from b2ner_common import tables
 from b2ner_common.schema import SELECTION
+from b2ner_common.tables import Table
 
 
 def read_selection(warehouse: str | Path, run_id: str) -> pa.Table:
     """gold/selection rows of one run (empty table with the SELECTION schema when the run has none)."""
-    path = tables.table_path(warehouse, "gold/selection")
+    path = tables.table_path(warehouse, Table.GOLD_SELECTION)
     if not tables.table_exists(path):
         return SELECTION.empty_table()
     return DeltaTable(path).to_pyarrow_table(filters=[("selection_run", "=", run_id)])
@@ -33,7 +34,7 @@ def selected_samples(warehouse: str | Path, run_id: str = "default") -> pa.Table
         raise ValueError(
             f"selection run {run_id!r} has no rows in {warehouse}/gold/selection; run `b2ner select`"
         )
-    silver = DeltaTable(tables.table_path(warehouse, "silver/samples")).to_pyarrow_dataset()
+    silver = DeltaTable(tables.table_path(warehouse, Table.SILVER_SAMPLES)).to_pyarrow_dataset()
     samples = silver.to_table(filter=pads.field("sample_id").isin(sel["sample_id"]))
     # Arrow's hash join cannot carry list<struct> columns (entities): join by index lookup instead.
     pos = pc.index_in(samples["sample_id"], value_set=sel["sample_id"])

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from b2ner_common import tables
+from b2ner_common.tables import Table
 
 ROW_COLUMNS = ["sample_id", "dataset", "split", "lang", "text", "entities", "label_set"]
 
@@ -34,7 +35,7 @@ def silver_pool(
     that also occurs (normalized) in an evaluation dataset. `datasets` restricts to these when non-empty."""
     from b2ner_common.selection.dedup import eval_datasets, text_hash
 
-    path = tables.table_path(warehouse, "silver/samples")
+    path = tables.table_path(warehouse, Table.SILVER_SAMPLES)
     if not tables.table_exists(path):
         raise FileNotFoundError(f"table {path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first")
     t = tables.read_table(path, columns=ROW_COLUMNS)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.schema import LABEL_CONFLICTS, SILVER_SAMPLES
+from b2ner_common.tables import Table
 from b2ner_common.taxonomy.conflicts import MODES, screen, summarize
 from b2ner_common.taxonomy.mappings import (
     DatasetMapping,
@@ -28,7 +29,7 @@ from b2ner_common.taxonomy.mappings import (
 )
 from b2ner_common.taxonomy.model import Taxonomy, load_taxonomy
 
-BRONZE, SILVER, CONFLICTS = "bronze/samples", "silver/samples", "silver/label_conflicts"
+BRONZE, SILVER, CONFLICTS = Table.BRONZE_SAMPLES, Table.SILVER_SAMPLES, Table.SILVER_LABEL_CONFLICTS
 
 
 @dataclass
