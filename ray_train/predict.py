@@ -15,16 +15,8 @@ import pyarrow as pa
 
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.predict.job import (
-    PredictSummary,
-    commit_slice,
-    done_doc_ids,
-    get_predictor,
-    input_source,
-    normalize_documents,
-    output_path,
-    predict_batch,
-)
+from b2ner_common.predict.batch import get_predictor, normalize_documents, predict_batch
+from b2ner_common.predict.job import PredictSummary, commit_slice, done_doc_ids, input_source, output_path
 
 
 class BatchPredictor:

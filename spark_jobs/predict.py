@@ -16,15 +16,8 @@ import pandas as pd
 
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.predict.job import (
-    InputError,
-    PredictSummary,
-    commit_slice,
-    get_predictor,
-    input_source,
-    output_path,
-    predict_batch,
-)
+from b2ner_common.predict.batch import InputError, get_predictor, predict_batch
+from b2ner_common.predict.job import PredictSummary, commit_slice, input_source, output_path
 from spark_jobs.delta import read_delta
 
 PREDICTIONS_DDL = (

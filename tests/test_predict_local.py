@@ -9,7 +9,8 @@ import pytest
 from b2ner_common import tables
 from b2ner_common.config import load_config
 from b2ner_common.models.lexicon import LexiconPredictor
-from b2ner_common.predict.job import InputError, predict_batch, read_documents, read_predictions, run_local
+from b2ner_common.predict.batch import InputError, predict_batch
+from b2ner_common.predict.job import read_documents, read_predictions, run_local
 
 LEXICON = {"person": ["Barack Obama", "Angela Merkel", "叶老桂"], "location": ["Paris", "Berlin", "北京"]}
 SENTENCES = [

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(
                 "no labels: pass --labels a,b,c (or predict.labels_column=COLUMN for per-row sets)"
             )
-        from b2ner_common.predict.job import InputError
+        from b2ner_common.predict.batch import InputError
 
         console = Console(stderr=True)
         with Progress(
