@@ -1,6 +1,6 @@
 """B2NER prompt and answer format (interoperable with the published B2NER LoRA adapters).
 
-The templates are golden strings (tests/test_prompts.py pins them character for character).
+The templates are golden strings (tests/test_prompts_instruction.py pins them character for character).
 Training-time label handling (negatives, dropout, shuffling) is `build_instruction`, further down.
 """
 

@@ -15,7 +15,7 @@ The prompt is tokenized on its own, exactly as the predictor tokenizes it at inf
 Packing: several examples share one row of `max_len` tokens; `position_ids` restart at 0 for every
 example and no attention_mask is passed. transformers (>= 4.5x, both sdpa/eager and flash-attention
 varlen) detects the restarts and builds a block-diagonal causal mask, so examples in a row do not
-attend to each other (tests/test_sft_data.py checks packed logits equal unpacked logits).
+attend to each other (tests/models/test_sft_data.py checks packed logits equal unpacked logits).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_taxonomy_check_passes_on_every_corpus(bronze):
     assert problems == []
 
 
-def test_conflicts_fewer_after_mapping_on_real_corpora(bronze):
+def test_taxonomy_conflicts_fewer_after_mapping_on_real_corpora(bronze):
     import pyarrow as pa
     import pyarrow.compute as pc
 

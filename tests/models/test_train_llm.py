@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpora]
 
-TINY_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_llm_tiny.yaml"
+TINY_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_llm_tiny.yaml"
 
 
 @pytest.fixture(scope="module", autouse=True)

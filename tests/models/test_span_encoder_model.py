@@ -49,7 +49,7 @@ def _check_offsets(texts, preds, labels):
             covered |= span
 
 
-def test_segments_are_word_aligned_and_cover_long_texts(model):
+def test_span_encoder_segments_are_word_aligned_and_cover_long_texts(model):
     long_text = " ".join(f"word{i} Paris" for i in range(60))
     segs = segment_texts(model.tokenizer, [long_text, TEXTS[1], ""], max_tokens=24)
     assert len(segs[0]) > 1 and segs[2] == []
@@ -59,7 +59,7 @@ def test_segments_are_word_aligned_and_cover_long_texts(model):
     assert [TEXTS[1][a:b] for s in segs[1] for a, b in s.word_spans] == list(TEXTS[1])  # CJK: a char a word
 
 
-def test_align_entities_counts_what_it_cannot_place(model):
+def test_span_encoder_align_entities_counts_what_it_cannot_place(model):
     text = "Barack Obama visited Paris."
     (seg,) = segment_texts(model.tokenizer, [text], 64)[0]
     ents = [(0, 12, "person"), (21, 26, "location"), (1, 6, "person"), (0, 26, "long")]
@@ -68,7 +68,7 @@ def test_align_entities_counts_what_it_cannot_place(model):
     assert skipped == 2  # "arack" is not on a word boundary; the 4-word span is wider than 3
 
 
-def test_predictions_have_valid_offsets_for_any_labels(model):
+def test_span_encoder_predictions_have_valid_offsets_for_any_labels(model):
     # threshold 0 makes the untrained model emit many spans: decoding and offsets are what is tested.
     labels = ["person", "programming language", "地址"]
     preds = model.predict(TEXTS, labels, batch_size=2, threshold=0.0)
@@ -77,7 +77,7 @@ def test_predictions_have_valid_offsets_for_any_labels(model):
     _check_offsets(TEXTS, preds, labels)
 
 
-def test_zero_shot_label_sets_per_text_and_with_definitions(minilm_path):
+def test_span_encoder_zero_shot_label_sets_per_text_and_with_definitions(minilm_path):
     m = build_span_encoder(str(minilm_path), SpanEncoderSettings(use_definitions=True))
     per_text = [{"musical instrument": "an object played to make music"}, ["cuisine", "dish"], {"公司": ""}]
     preds = m.predict(TEXTS[:3], per_text, threshold=0.0)
@@ -87,7 +87,7 @@ def test_zero_shot_label_sets_per_text_and_with_definitions(minilm_path):
         m.predict(TEXTS[:3], [["a"], ["b"]])
 
 
-def test_save_load_round_trip_gives_identical_predictions(model, tmp_path):
+def test_span_encoder_save_load_round_trip_gives_identical_predictions(model, tmp_path):
     out = save_span_encoder(model, tmp_path / "se")
     again = load_span_encoder(out)
     # An untrained model scores ~sigmoid(-4): a low threshold gives many spans to compare.
@@ -113,7 +113,7 @@ def _same_predictions(a, b, tol: float = 1e-4) -> bool:
     )
 
 
-def test_sample_labels_keeps_gold_consistent_with_shown_labels(model):
+def test_span_encoder_sample_labels_keeps_gold_consistent_with_shown_labels(model):
     import random
 
     (seg,) = segment_texts(model.tokenizer, ["Barack Obama visited Paris ."], 64)[0]
@@ -150,7 +150,7 @@ def _conll_rows(corpora_dir, n):
 
 @pytest.mark.slow
 @pytest.mark.corpora
-def test_training_on_real_sample_lowers_loss_and_fits_its_data(corpora_dir, minilm_path, tmp_path):
+def test_span_encoder_training_on_real_sample_lowers_loss_and_fits_its_data(corpora_dir, minilm_path, tmp_path):
     torch.set_num_threads(2)
     rows = _conll_rows(corpora_dir, 160)
     m = build_span_encoder(str(minilm_path))

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from b2ner_cli.main import app
 from b2ner_common.config import PipelineConfig, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = sorted((ROOT / "docs" / "runbooks").glob("*.md"))
 
 
@@ -50,13 +50,13 @@ def _config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     return keys
 
 
-def test_runbooks_exist_for_spark_and_ray():
+def test_infra_runbooks_exist_for_spark_and_ray():
     names = {p.name for p in RUNBOOKS}
     assert {"README.md", "spark.md", "ray.md"} <= names
 
 
 @pytest.mark.parametrize("md", RUNBOOKS, ids=lambda p: p.name)
-def test_runbook_commands_exist(md: Path):
+def test_infra_runbook_commands_exist(md: Path):
     commands, groups = _cli()
     for cmd, nxt in sorted(_commands(_code(md))):
         if cmd in groups:
@@ -68,7 +68,7 @@ def test_runbook_commands_exist(md: Path):
 
 
 @pytest.mark.parametrize("md", RUNBOOKS, ids=lambda p: p.name)
-def test_runbook_overrides_name_real_config_keys(md: Path):
+def test_infra_runbook_overrides_name_real_config_keys(md: Path):
     keys = _config_keys(PipelineConfig)
     sections = {k for k in keys if "." not in k}
     # Spark properties (--conf spark.sql.extensions=...) are not b2ner config keys.
@@ -79,7 +79,7 @@ def test_runbook_overrides_name_real_config_keys(md: Path):
     assert not unknown, f"{md.name} shows overrides of unknown config keys {sorted(unknown)}"
 
 
-def test_cluster_config_loads_and_points_at_object_storage():
+def test_infra_cluster_config_loads_and_points_at_object_storage():
     path = ROOT / "configs" / "cluster.yaml"
     if not path.is_file():
         pytest.skip("configs/cluster.yaml not written yet")

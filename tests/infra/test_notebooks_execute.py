@@ -14,7 +14,7 @@ import pytest
 
 from b2ner_common import tables
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 SMALL_DATASETS = "wnut17,resume,crossner_ai,weibo"
 QUICKSTART_TABLES = [

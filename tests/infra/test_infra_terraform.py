@@ -19,7 +19,7 @@ import yaml
 
 from b2ner_common.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TF_ROOT = ROOT / "infra" / "terraform"
 TF_FILES = sorted(TF_ROOT.rglob("*.tf"))
 META_ARGS = {"source", "version", "providers", "depends_on", "count", "for_each"}

@@ -36,7 +36,7 @@ def _write_silver(corpora_dir, warehouse, n: int = 48) -> None:
 
 
 @pytest.mark.corpora
-def test_silver_pool_keeps_train_split_and_never_eval_data(corpora_dir, warehouse):
+def test_span_encoder_silver_pool_keeps_train_split_and_never_eval_data(corpora_dir, warehouse):
     _write_silver(corpora_dir, warehouse, n=20)
     pool = silver_pool(warehouse)
     assert pool.num_rows > 0
@@ -51,7 +51,7 @@ def test_silver_pool_keeps_train_split_and_never_eval_data(corpora_dir, warehous
 
 @pytest.mark.slow
 @pytest.mark.corpora
-def test_ray_train_checkpoints_and_resumes(corpora_dir, warehouse, tmp_path):
+def test_span_encoder_ray_train_checkpoints_and_resumes(corpora_dir, warehouse, tmp_path):
     from ray_train.train_span_encoder import train_span_encoder
 
     _write_silver(corpora_dir, warehouse)
