@@ -150,7 +150,9 @@ def _conll_rows(corpora_dir, n):
 
 @pytest.mark.slow
 @pytest.mark.corpora
-def test_span_encoder_training_on_real_sample_lowers_loss_and_fits_its_data(corpora_dir, minilm_path, tmp_path):
+def test_span_encoder_training_on_real_sample_lowers_loss_and_fits_its_data(
+    corpora_dir, minilm_path, tmp_path
+):
     torch.set_num_threads(2)
     rows = _conll_rows(corpora_dir, 160)
     m = build_span_encoder(str(minilm_path))
