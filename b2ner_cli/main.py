@@ -44,7 +44,27 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException classes, Abort classes) of every click that typer may raise from.
+
+    typer >= 0.2x raises from its own bundled copy (`typer._click`), not from the `click` package, so
+    checking only `click.ClickException` let usage errors escape as tracebacks with exit code 1.
+    """
+    errors: list[type] = []
+    aborts: list[type] = [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors.append(mod.ClickException)
+        if hasattr(mod, "Abort"):
+            aborts.append(mod.Abort)
+    return tuple(errors), tuple(aborts)
+
+
 def main(argv: list[str] | None = None) -> int:
+    click_errors, click_aborts = _click_exceptions()
     try:
         # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
         rc = app(args=argv, standalone_mode=False)
@@ -54,17 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except typer.Exit as e:
         return e.exit_code
-    except SystemExit as e:  # click usage errors
+    except SystemExit as e:
         return int(e.code or 0)
-    except Exception as e:  # noqa: BLE001 - click's own errors carry an exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 130
-        raise
+    except click_errors as e:  # usage errors (unknown option or command, missing value): exit 2
+        e.show()
+        return e.exit_code
+    except click_aborts:
+        return 130
 
 
 if __name__ == "__main__":
