@@ -99,17 +99,20 @@ class PredictConfig(Section):
     id_column: str = "doc_id"
     labels: list[str] = Field(default_factory=list)
     engine: Literal["local", "spark", "ray"] = "spark"
-    batch_size: int = 32
+    batch_size: int = Field(32, ge=1)
     run_id: str = "default"
-    max_chars: int = 2000  # documents longer than this are chunked with overlap
-    overlap_chars: int = 200
+    max_chars: int = Field(2000, ge=1)  # documents longer than this are chunked with overlap
+    overlap_chars: int = Field(200, ge=0)
     output: str = ""  # predictions Delta table; empty = <warehouse>/gold/predictions
     labels_column: str = ""  # per-document label sets (list or comma-separated string); overrides `labels`
     lang_column: str = ""  # per-document language ("en"/"zh"); empty = detect from the text
-    commit_every: int = 512  # documents per Delta commit: a killed job loses at most this much work
-    max_chunks: int | None = None  # chunks per document at most; the rest is skipped and flagged truncated
-    limit: int | None = None  # only the first N input documents (smoke runs)
-    workers: int = 2  # Ray actors (model replicas) / Spark partitions per commit slice
+    commit_every: int = Field(512, ge=1)  # documents per Delta commit: a killed job loses at most this much
+    max_chunks: int | None = Field(None, ge=1)  # chunks per document at most; the rest is flagged truncated
+    limit: int | None = Field(None, ge=0)  # only the first N input documents (smoke runs)
+    workers: int = Field(2, ge=1)  # Ray actors (model replicas) / Spark partitions per commit slice
+    retry_errors: bool = (
+        True  # a re-run of the run id redoes documents whose row is an error; false keeps them
+    )
 
 
 class SpanEncoderModelConfig(Section):

@@ -71,26 +71,29 @@ def write_table(
     merge_keys: Sequence[str] | None = None,
     predicate: str | None = None,
     metadata: dict | None = None,
+    replace_matched_when: str | None = None,
 ) -> int:
     """Commit `data` to the Delta table at `path`; returns the new table version.
 
-    - merge_keys: insert only rows whose keys are not in the table yet (idempotent re-runs).
+    - merge_keys: insert only rows whose keys are not in the table yet (idempotent re-runs). The source is
+      de-duplicated on the keys first (the first row wins), so the keys stay unique in the table whatever
+      the input: a MERGE inserts every source row that matches nothing, duplicates included.
+    - replace_matched_when (with merge_keys): a SQL predicate on the target row (alias `t`); matched rows
+      that satisfy it are replaced by the source row (e.g. retrying error rows).
     - mode="overwrite" with predicate: replace only the rows matching the SQL predicate.
     """
+    if merge_keys:
+        data = _dedupe(data, merge_keys)
     if merge_keys and table_exists(path):
         dt = DeltaTable(path)
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
-        (
-            dt.merge(
-                data, predicate=cond, source_alias="s", target_alias="t", commit_properties=_commit(metadata)
-            )
-            .when_not_matched_insert_all()
-            .execute()
+        merge = dt.merge(
+            data, predicate=cond, source_alias="s", target_alias="t", commit_properties=_commit(metadata)
         )
+        if replace_matched_when:
+            merge = merge.when_matched_update_all(predicate=replace_matched_when)
+        merge.when_not_matched_insert_all().execute()
         return DeltaTable(path).version()
-    if merge_keys:
-        # First write: de-duplicate within the batch so the table starts key-unique.
-        data = _dedupe(data, merge_keys)
     write_deltalake(
         path,
         data,
@@ -107,7 +110,8 @@ def _dedupe(data: pa.Table, keys: Sequence[str]) -> pa.Table:
         return data
     idx = pa.table({k: data[k] for k in keys}).append_column("__i", pa.array(range(data.num_rows)))
     first = idx.group_by(list(keys), use_threads=False).aggregate([("__i", "min")])["__i_min"]
-    return data.take(pc.sort_indices(first))
+    # The first row index of every key, in input order (sort_indices alone would give positions, not rows).
+    return data.take(pc.take(first, pc.sort_indices(first)))
 
 
 def read_table(path: str, columns: Sequence[str] | None = None, version: int | None = None) -> pa.Table:

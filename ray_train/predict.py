@@ -16,7 +16,14 @@ import pyarrow as pa
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
 from b2ner_common.predict.batch import get_predictor, normalize_documents, predict_batch
-from b2ner_common.predict.job import PredictSummary, commit_slice, done_doc_ids, input_source, output_path
+from b2ner_common.predict.job import (
+    PredictSummary,
+    commit_slice,
+    count_table_rows,
+    done_doc_ids,
+    input_source,
+    output_path,
+)
 
 
 class BatchPredictor:
@@ -86,7 +93,7 @@ def run_predict(
         out = output_path(cfg)
         summary = PredictSummary(run_id=cfg.predict.run_id, output=out)
         ds = read_input(cfg)
-        done = done_doc_ids(out, cfg.predict.run_id)
+        done = done_doc_ids(out, cfg.predict.run_id, cfg.predict.retry_errors)
         # Known ids are dropped before the model sees them; duplicates are dropped by the driver below.
         if done:
             ds = ds.filter(lambda row: row["doc_id"] not in done)
@@ -133,7 +140,7 @@ def run_predict(
         summary.input_docs = len(seen) + summary.duplicate_ids + len(done)
         summary.problems = problems
         summary.seconds = time.perf_counter() - t0
-        return summary
+        return count_table_rows(summary)
     finally:
         if started:
             ray.shutdown()

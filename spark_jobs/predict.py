@@ -16,8 +16,8 @@ import pandas as pd
 
 from b2ner_common import schema, tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.predict.batch import InputError, get_predictor, predict_batch
-from b2ner_common.predict.job import PredictSummary, commit_slice, input_source, output_path
+from b2ner_common.predict.batch import NULL_TEXT_ID, InputError, get_predictor, predict_batch
+from b2ner_common.predict.job import PredictSummary, commit_slice, count_table_rows, input_source, output_path
 from spark_jobs.delta import read_delta
 
 PREDICTIONS_DDL = (
@@ -47,7 +47,8 @@ def read_input(spark, cfg: PipelineConfig):
             f"{path}: no text column {pc_.text_column!r} (columns: {df.columns}); set predict.text_column"
         )
     text = F.col(pc_.text_column).cast("string")
-    content_id = F.substring(F.sha2(F.coalesce(text, F.lit("")), 256), 1, 24)  # == predict.stable_doc_id
+    # == batch.stable_doc_id: a content hash, and its own id for a null text
+    content_id = F.when(text.isNull(), F.lit(NULL_TEXT_ID)).otherwise(F.substring(F.sha2(text, 256), 1, 24))
     doc_id = (
         F.coalesce(F.col(pc_.id_column).cast("string"), content_id)
         if pc_.id_column in df.columns
@@ -100,6 +101,10 @@ def run_predict(
         done = (
             read_delta(spark, out, backend=cfg.spark.table_backend, schema=schema.PREDICTIONS)
             .filter(F.col("run_id") == cfg.predict.run_id)
+            .filter(
+                F.lit(not cfg.predict.retry_errors)
+                | ~F.coalesce(F.col("status").startswith("error"), F.lit(False))
+            )
             .select("doc_id")
         )
         todo = unique.join(done, "doc_id", "left_anti")
@@ -124,4 +129,4 @@ def run_predict(
     todo.unpersist()
     summary.problems = problems
     summary.seconds = time.perf_counter() - t0
-    return summary
+    return count_table_rows(summary)

@@ -93,6 +93,8 @@ def register(app: typer.Typer) -> None:
             ("parse problems", summary.parse_error),
             ("errors", summary.errors),
             ("commits", summary.commits),
+            ("rows of this run in the table", summary.table_rows),
+            ("  of which errors", summary.table_errors),
             ("seconds", f"{summary.seconds:.1f}"),
             ("docs/s", f"{summary.docs_per_s:.1f}"),
         ]:

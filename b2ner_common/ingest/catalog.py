@@ -159,15 +159,30 @@ def parse_catalog(text: str, origin: str, base_dir: Path | None = None) -> Catal
     for name, d in cat.datasets.items():
         if not d.files:
             raise ConfigError(f"{origin}: dataset {name!r} lists no files")
+        seen: set[str] = set()
+        for f in d.files:
+            if f.path in seen:
+                # Read twice, its records would get two source positions each and break the key.
+                raise ConfigError(
+                    f"{origin}: dataset {name!r} lists file {f.path} twice; list each file once"
+                )
+            seen.add(f.path)
         for f in d.files:
             try:
                 make_options(d.format, {**d.options, **f.options})
             except FormatError as e:
                 raise ConfigError(f"{origin}: dataset {name!r}, file {f.path}: {e}") from None
         try:
-            "".encode(d.encoding)
+            ascii_compatible = "\n a".encode(d.encoding) == b"\n a"
         except LookupError:
             raise ConfigError(f"{origin}: dataset {name!r}: unknown encoding {d.encoding!r}") from None
+        if not ascii_compatible:
+            # Files are cut into work units at newline bytes, which UTF-16/32 do not have as single bytes.
+            raise ConfigError(
+                f"{origin}: dataset {name!r}: encoding {d.encoding!r} is not ASCII-compatible, so files "
+                f"cannot be cut at line boundaries; convert them to UTF-8 "
+                f"(iconv -f {d.encoding} -t UTF-8 IN > OUT) and set encoding: utf-8"
+            )
     return cat
 
 

@@ -17,6 +17,11 @@ import yaml
 from b2ner_common.models.base import LabelSpec, per_text_label_sets
 from b2ner_common.schema import PredictedEntity
 
+# A Latin term next to a CJK character is still a whole word ("去了Tokyo"): CJK characters are \w to
+# Python's regex, so the word boundary of a Latin term excludes them (a letter or digit of another script
+# still joins the word).
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+
 
 class LexiconPredictor:
     """Finds gazetteer terms of the requested labels; whole words for Latin script, anywhere for CJK."""
@@ -36,8 +41,8 @@ class LexiconPredictor:
             for label in labels:
                 for term in self._by_label.get(" ".join(label.lower().split()), []):
                     body = re.escape(term)
-                    left = r"(?<!\w)" if term[0].isascii() and term[0].isalnum() else ""
-                    right = r"(?!\w)" if term[-1].isascii() and term[-1].isalnum() else ""
+                    left = rf"(?<![^\W{_CJK}])" if term[0].isascii() and term[0].isalnum() else ""
+                    right = rf"(?![^\W{_CJK}])" if term[-1].isascii() and term[-1].isalnum() else ""
                     pats.append((re.compile(left + body + right, re.IGNORECASE), label))
             # Longest term first so "New York City" wins over "New York".
             pats.sort(key=lambda p: len(p[0].pattern), reverse=True)

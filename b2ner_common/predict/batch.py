@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -29,6 +30,9 @@ class InputError(ValueError):
     """The input cannot be read as documents (missing file or column); the message names it and the fix."""
 
 
+NULL_TEXT_ID = "null-text-" + hashlib.sha256(b"\x00null").hexdigest()[:14]  # 24 chars, like a content id
+
+
 def stable_doc_id(text: str | None) -> str:
     """Id for inputs without an id column: a content hash (same text, same id, on every engine).
 
@@ -36,16 +40,25 @@ def stable_doc_id(text: str | None) -> str:
     identical texts collapse to one prediction (counted as duplicate ids). Spark computes the same value
     with `substring(sha2(text, 256), 1, 24)`.
     """
-    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:24]
+    if text is None:  # a null text must not share the empty text's id (it would be dropped as a duplicate)
+        return NULL_TEXT_ID
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def parse_labels(value) -> list[str] | None:
-    """A per-document label set from a list/array or a comma-separated string; None when absent."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
+    """A per-document label set from a list/array or a comma-separated string; None when absent.
+
+    Absent covers None, NaN and pd.NA (what Ray Data passes for a null list); any other scalar is one
+    label, so no input value can raise here and kill a job.
+    """
     if isinstance(value, str):
         return [x.strip() for x in value.split(",") if x.strip()]
-    return [str(x).strip() for x in value if str(x).strip()]
+    if isinstance(value, (list, tuple, np.ndarray, pa.Array)):
+        items = value.to_pylist() if isinstance(value, pa.Array) else list(value)
+        return [str(x).strip() for x in items if x is not None and str(x).strip()]
+    if value is None or pd.isna(value):
+        return None
+    return [str(value).strip()] if str(value).strip() else None
 
 
 def normalize_documents(data: pa.Table, pc_, source: str = "input") -> pa.Table:

@@ -52,6 +52,8 @@ class PredictSummary:
     commits: int = 0
     seconds: float = 0.0
     problems: dict[str, int] = field(default_factory=dict)
+    table_rows: int = 0  # rows of this run in the output table after the job (what is there, not what ran)
+    table_errors: int = 0  # of which error rows
 
     @property
     def docs_per_s(self) -> float:
@@ -130,20 +132,50 @@ def read_documents(cfg: PipelineConfig) -> pa.Table:
     return normalize_documents(data, pc_, source=path)
 
 
-def done_doc_ids(out_path: str, run_id: str) -> set[str]:
-    """doc_ids this run already has in the output table (empty when the table does not exist)."""
+ERROR_ROW = "t.status LIKE 'error%'"  # a row whose document failed (replaced when a re-run retries it)
+
+
+def done_doc_ids(out_path: str, run_id: str, retry_errors: bool = True) -> set[str]:
+    """doc_ids this run already has in the output table (empty when the table does not exist).
+
+    With retry_errors, documents whose row is an error are not done: a re-run predicts them again.
+    """
     if not tables.table_exists(out_path):
         return set()
     from deltalake import DeltaTable
 
-    t = DeltaTable(out_path).to_pyarrow_table(columns=["doc_id"], filters=[("run_id", "=", run_id)])
+    t = DeltaTable(out_path).to_pyarrow_table(columns=["doc_id", "status"], filters=[("run_id", "=", run_id)])
+    if retry_errors:
+        failed = pc.fill_null(pc.starts_with(t["status"], "error"), False)
+        t = t.filter(pc.invert(failed))
     return set(t["doc_id"].to_pylist())
 
 
 def commit_rows(out_path: str, rows: pa.Table, cfg: PipelineConfig) -> int:
-    """Insert-if-absent on (run_id, doc_id): a re-committed slice adds nothing (exactly-once)."""
+    """Insert-if-absent on (run_id, doc_id): a re-committed slice adds nothing (exactly-once).
+
+    With predict.retry_errors an error row of the same document is replaced by the new row.
+    """
     meta = {"stage": "predict", "run_id": cfg.predict.run_id, "config": cfg.model_dump(mode="json")}
-    return tables.write_table(out_path, rows, merge_keys=OUTPUT_KEYS, metadata=meta)
+    replace = ERROR_ROW if cfg.predict.retry_errors else None
+    return tables.write_table(
+        out_path, rows, merge_keys=OUTPUT_KEYS, metadata=meta, replace_matched_when=replace
+    )
+
+
+def count_table_rows(summary: PredictSummary) -> PredictSummary:
+    """Fill summary.table_rows / table_errors from the output table (every engine calls this at the end)."""
+    if tables.table_exists(summary.output):
+        from deltalake import DeltaTable
+
+        t = DeltaTable(summary.output).to_pyarrow_table(
+            columns=["status"], filters=[("run_id", "=", summary.run_id)]
+        )
+        summary.table_rows = t.num_rows
+        summary.table_errors = int(
+            pc.sum(pc.fill_null(pc.starts_with(t["status"], "error"), False)).as_py() or 0
+        )
+    return summary
 
 
 def run_local(
@@ -158,7 +190,7 @@ def run_local(
     out = output_path(cfg)
     summary = PredictSummary(run_id=cfg.predict.run_id, output=out, input_docs=docs.num_rows)
     todo, summary.skipped_done, summary.duplicate_ids = pending_documents(
-        docs, done_doc_ids(out, cfg.predict.run_id)
+        docs, done_doc_ids(out, cfg.predict.run_id, cfg.predict.retry_errors)
     )
     if todo.num_rows and predictor is None:
         predictor = get_predictor(cfg)
@@ -175,7 +207,7 @@ def run_local(
             on_commit(summary, todo.num_rows)
     summary.problems = problems
     summary.seconds = time.perf_counter() - t0
-    return summary
+    return count_table_rows(summary)
 
 
 def commit_slice(

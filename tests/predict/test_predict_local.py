@@ -155,3 +155,70 @@ def test_predict_batch_without_labels_is_an_error_row(tmp_path):
     cfg = cfg_for(tmp_path, tmp_path / "x.jsonl", **{"predict.labels": "[]"})
     out = predict_batch(pd.DataFrame(make_docs(2)), LexiconPredictor(LEXICON), run_id="r", labels=[], cfg=cfg)
     assert out["status"].tolist() == ["error: no labels"] * 2
+
+
+def test_predict_local_rerun_retries_error_rows_and_counts_the_table(tmp_path):
+    """Error rows are not done: a re-run with the cause fixed redoes them (issue 14.8)."""
+
+    class Fragile(LexiconPredictor):
+        def predict(self, texts, labels):
+            if any("BOOM" in t for t in texts):
+                raise RuntimeError("cannot handle BOOM")
+            return super().predict(texts, labels)
+
+    rows = make_docs(4) + [{"doc_id": "bad", "text": "BOOM Paris"}]
+    cfg = cfg_for(tmp_path / "wh", write_jsonl(tmp_path / "d.jsonl", rows))
+    first = run_local(cfg, predictor=Fragile(LEXICON))
+    assert first.errors == 1 and first.table_rows == 5 and first.table_errors == 1
+    kept = run_local(
+        cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"retry_errors": False})}),
+        predictor=LexiconPredictor(LEXICON),
+    )
+    assert kept.predicted == 0 and kept.table_errors == 1  # retry_errors=false keeps them
+    again = run_local(cfg, predictor=LexiconPredictor(LEXICON))  # the cause fixed
+    assert again.skipped_done == 4 and again.predicted == 1 and again.ok == 1
+    assert again.table_rows == 5 and again.table_errors == 0
+    got = {
+        r["doc_id"]: r
+        for r in read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
+    }
+    assert len(got) == 5 and got["bad"]["status"] == "ok"
+
+
+def test_predict_local_null_text_without_id_column_gets_its_own_error_row(tmp_path):
+    """Null and empty texts used to share one content id; the null one was dropped (issue 14.9)."""
+    inp = write_jsonl(tmp_path / "d.jsonl", [{"text": ""}, {"text": None}, {"text": "Paris"}])
+    cfg = cfg_for(tmp_path / "wh", inp, **{"predict.id_column": "nope"})
+    s = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    statuses = sorted(
+        r["status"]
+        for r in read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
+    )
+    assert s.duplicate_ids == 0 and len(statuses) == 3
+    assert "error: no text" in statuses
+
+
+def test_predict_batch_null_label_sets_never_raise():
+    """Ray Data passes pd.NA for a null list (issue 14.6); no value of a labels column may kill a job."""
+    import numpy as np
+    import pandas as pd
+
+    from b2ner_common.predict.batch import parse_labels
+
+    assert parse_labels(pd.NA) is None and parse_labels(None) is None and parse_labels(float("nan")) is None
+    assert parse_labels(np.array(["person", None, " city "], dtype=object)) == ["person", "city"]
+    assert parse_labels("a, b,") == ["a", "b"] and parse_labels(7) == ["7"]
+
+
+@pytest.mark.parametrize("override", ["predict.commit_every=0", "predict.batch_size=0", "predict.limit=-1"])
+def test_predict_config_rejects_unusable_numbers(override):
+    from b2ner_common.config import ConfigError
+
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(None, [override])
+
+
+def test_predict_lexicon_finds_latin_term_next_to_cjk():
+    ents = LexiconPredictor({"location": ["Tokyo"]}).predict(["我们去了Tokyo玩", "Tokyoite"], ["location"])
+    assert [(e.start, e.end) for e in ents[0]] == [(4, 9)]
+    assert ents[1] == []  # still a whole word in Latin text

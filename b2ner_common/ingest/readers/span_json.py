@@ -218,11 +218,16 @@ def read_b2nerd(
     o = spec.options
     assert isinstance(o, B2nerdOptions)
     parts: list[str] = []
+    # Undecodable bytes are replaced by U+FFFD, which keeps the JSON structure readable; only the records
+    # that hold one of those replacements are rejected (a real file is one large array, maybe one line).
+    bad_at: list[tuple[int, int]] = []  # (offset in doc, line)
+    offset = 0
     for n, line, raw in numbered_lines(lines, spec):
         if line is None:
-            yield count(stats, make_reject(spec, n, f"line {n}: cannot decode as {spec.encoding}", raw))
-            return
+            line = raw
+            bad_at += [(offset + k, n) for k, ch in enumerate(line) if ch == "\ufffd"]
         parts.append(line)
+        offset += len(line) + 1
     doc = "\n".join(parts)
     dec = json.JSONDecoder()
     line_at = spec.first_line
@@ -264,7 +269,11 @@ def read_b2nerd(
         line_at += doc.count("\n", pos, i)
         pos = i
         raw = doc[i:end]
-        if not isinstance(obj, dict):
+        bad = [ln for at, ln in bad_at if i <= at < end]
+        if bad:
+            reason = f"line {bad[0]}: cannot decode as {spec.encoding}"
+            yield count(stats, make_reject(spec, line_at, reason, raw))
+        elif not isinstance(obj, dict):
             yield count(stats, make_reject(spec, line_at, f"line {line_at}: record is not an object", raw))
         else:
             yield count(stats, _b2nerd_record(spec, line_at, obj, raw, stats))
