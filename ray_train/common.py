@@ -46,9 +46,10 @@ def init_ray(cfg: RayConfig, log_to_driver: bool = True) -> bool:
     ray.data.DataContext.get_current().enable_progress_bars = cfg.progress_bars
     if ray.is_initialized():
         return False
-    # Ray >= 2.5x enables token auth for local clusters and writes ~/.ray/auth_token; a local
-    # embedded run does not need it.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray's token authentication stays on (its default for local clusters: ~/.ray/auth_token). Ray 2.60's
+    # ray.init replaces a 127.0.0.1 node address by the machine's address and binds its gcs, raylet and
+    # worker gRPC servers to every interface (measured, docs/reliability.md), so the token is what keeps
+    # other hosts from submitting code.
     # Ray runs its workers at nice 15, so on a busy host training gets a few % of a core behind any other
     # process. Forcing RAY_worker_niceness=0 made the second Ray Train fit of a process hang (twice, at
     # "Requesting resources"), so Ray's default is kept; set the variable yourself on a dedicated host.

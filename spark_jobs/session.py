@@ -25,6 +25,10 @@ def get_spark(cfg: SparkConfig):
     )
     if cfg.master.startswith("local"):
         builder = builder.config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false")
+        # The embedded default listens on loopback only (the driver would bind the machine's address).
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
+            "spark.driver.host", "127.0.0.1"
+        )
     if cfg.table_backend == "delta-spark":
         # Cluster path: the JVM Delta extension. The cluster provides its jars (EMR/Databricks bundle
         # them); elsewhere add `spark.jars.packages: io.delta:delta-spark_2.13:<version>` to spark.conf.
