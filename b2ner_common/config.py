@@ -38,6 +38,9 @@ class RayConfig(Section):
     num_cpus: int | None = None  # local Ray only
     # Ray Data progress bars: off by default, they redraw every second in job logs (also after finishing).
     progress_bars: bool = False
+    # Worker and actor logs in this console too (`--verbose`); off, they go only to Ray's session log
+    # folder (/tmp/ray/session_latest/logs), which the main job's summary names.
+    log_to_driver: bool = False
 
 
 class IngestConfig(Section):

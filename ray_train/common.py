@@ -9,6 +9,7 @@ inside the functions.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +35,7 @@ def worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in WORKER_ENV_VARS if k in os.environ}
 
 
-def init_ray(cfg: RayConfig, log_to_driver: bool = True) -> bool:
+def init_ray(cfg: RayConfig, log_to_driver: bool | None = None) -> bool:
     """Start (or join) Ray as `cfg` says; a no-op when Ray is already initialized in this process.
 
     `address=None` starts a local Ray with `num_cpus`; "auto" or "ray://head:10001" joins a cluster.
@@ -56,7 +57,7 @@ def init_ray(cfg: RayConfig, log_to_driver: bool = True) -> bool:
     kwargs: dict[str, Any] = {
         "ignore_reinit_error": True,
         "include_dashboard": False,
-        "log_to_driver": log_to_driver,
+        "log_to_driver": cfg.log_to_driver if log_to_driver is None else log_to_driver,
     }
     env = worker_env()
     if env:
@@ -65,6 +66,10 @@ def init_ray(cfg: RayConfig, log_to_driver: bool = True) -> bool:
         kwargs["address"] = cfg.address
     elif cfg.num_cpus:
         kwargs["num_cpus"] = cfg.num_cpus
+    if not kwargs["log_to_driver"]:
+        # Driver-side Ray loggers at warning level: their info lines (reports, cleaners) are not progress.
+        for name in ("ray", "ray.train", "ray.data", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     ray.init(**kwargs)
     return True
 

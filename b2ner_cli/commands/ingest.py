@@ -20,20 +20,16 @@ def wide_console() -> Console:
 
 
 def ingest_with_progress(cfg: PipelineConfig, console: Console) -> IngestReport:
-    """Run the ingest with a progress display (a bar for the local engine, a spinner for Spark)."""
+    """Run the ingest with progress: work units done for the local engine, Spark tasks for Spark."""
+    from b2ner_cli.progress import StageProgress, spark_progress
     from b2ner_cli.stages import run_stage
 
     if cfg.ingest.engine == "local":
-        from rich.progress import Progress
+        with StageProgress(console, "ingest", unit="units") as bar:
+            return run_stage("ingest", cfg, progress=bar.update)
+    from spark_jobs.session import get_spark
 
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("ingest (local)", total=None)
-
-            def tick(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            return run_stage("ingest", cfg, progress=tick)
-    with console.status(f"ingest on Spark ({cfg.spark.master}) into {cfg.warehouse} ..."):
+    with spark_progress(get_spark(cfg.spark), console, "ingest"):
         return run_stage("ingest", cfg)
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from b2ner_cli.commands.ingest import wide_console
 from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, resolve_config
+from b2ner_cli.progress import StageProgress, stage_progress
 from b2ner_cli.stages import run_stage
+from b2ner_cli.summary import print_run_summary
 from b2ner_common.config import PipelineConfig
 
 Stage = Callable[[PipelineConfig, Console, dict[str, Any]], Any]
@@ -65,13 +66,14 @@ def stage_taxonomy(cfg: PipelineConfig, console: Console, results: dict[str, Any
     if problems:
         console.print(problems_table(problems))
         raise StageFailed(f"taxonomy: {len(problems)} mapping problems (see the table above)")
-    report = run_stage("taxonomy", cfg)
+    with stage_progress("taxonomy", cfg.taxonomy.engine, cfg.spark, console):
+        report = run_stage("taxonomy", cfg)
     console.print(f"silver/samples: {report.rows:,} samples of {len(report.datasets)} datasets", markup=False)
     return report
 
 
 def stage_embed(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
-    with console.status(f"embedding with {cfg.select.embed_model} (only samples without a vector)"):
+    with stage_progress("embed", "spark", cfg.spark, console):
         res = run_stage("embed", cfg)
     console.print(
         f"gold/embeddings: {res.computed:,} new of {res.candidates:,} in {res.seconds:.0f} s", markup=False
@@ -83,7 +85,7 @@ def stage_select(cfg: PipelineConfig, console: Console, results: dict[str, Any])
     from b2ner_common.selection import SelectionError
 
     try:
-        with console.status(f"selecting ({cfg.select.strategy}, run {cfg.select.run_id})"):
+        with stage_progress("select", "spark", cfg.spark, console):
             res = run_stage("select", cfg)
     except SelectionError as e:
         raise StageFailed(f"select: {e}") from None
@@ -112,9 +114,16 @@ def stage_evaluate(cfg: PipelineConfig, console: Console, results: dict[str, Any
     if not cfg.evaluate.datasets:
         cfg.evaluate.datasets, note = evaluation_datasets(cfg)
         console.print(note, markup=False)
-    with console.status(f"evaluating {cfg.model.family} on the OOD-DEV benchmark"):
-        result, paths = run_evaluate(cfg)
-    console.print(f"report: {paths.get('markdown')}", markup=False)
+    n_sets = len(cfg.evaluate.datasets) * max(1, len(cfg.evaluate.seeds))
+    with StageProgress(console, "evaluate", unit="dataset runs", total=n_sets) as bar:
+        done = [0]
+
+        def tick(dataset: str, seed: int) -> None:
+            done[0] += 1
+            bar.update(done[0], note=f"{dataset} (seed {seed})")
+
+        result, paths = run_evaluate(cfg, progress=tick)
+    results["report_paths"] = paths
     return result
 
 
@@ -182,21 +191,20 @@ def run_pipeline(cfg: PipelineConfig, console: Console, stages: list[str] | None
         t0 = time.perf_counter()
         results[name] = STAGES[name](cfg, console, results)
         timings.append((name, time.perf_counter() - t0))
-    table = Table(title=f"b2ner run: warehouse {cfg.warehouse}")
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    for name, sec in timings:
-        table.add_row(name, f"{sec:.1f}")
-    console.print(table)
     results["timings"] = dict(timings)
+    print_run_summary(results, console)
     return results
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
-    def run_cmd(config: str = CONFIG_OPTION, overrides: list[str] = OVERRIDES_ARG) -> None:
+    def run_cmd(
+        config: str = CONFIG_OPTION,
+        overrides: list[str] = OVERRIDES_ARG,
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Ray worker logs in the console too"),
+    ) -> None:
         """Run the whole pipeline on the embedded default (ingest ../shared/corpora or a generated corpus)."""
-        cfg = resolve_config(config, overrides)
+        cfg = resolve_config(config, overrides, **({"ray.log_to_driver": True} if verbose else {}))
         console = wide_console()
         try:
             run_pipeline(cfg, console)

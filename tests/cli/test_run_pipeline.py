@@ -1,11 +1,12 @@
 """`b2ner run` end to end on the generated sample corpus: every stage, then an idempotent re-run."""
 
+import io
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from b2ner_cli.commands.ingest import wide_console
 from b2ner_cli.commands.run import run_pipeline
 from b2ner_cli.main import main
 from b2ner_common import tables
@@ -14,7 +15,7 @@ from b2ner_common.config import load_config
 pytestmark = pytest.mark.slow
 
 
-def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeypatch):
+def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     overrides = [
         "ingest.corpora=/no/such/corpora",
@@ -25,7 +26,17 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
         "select.budget_per_dataset=60",
         "run.candidates_per_dataset=80",
     ]
-    results = run_pipeline(load_config(None, overrides), wide_console())
+    log = io.StringIO()
+    results = run_pipeline(load_config(None, overrides), Console(file=log, width=160))
+    shown = log.getvalue()
+    # What a user watches: progress lines per long stage (no terminal: one line per 10%), the stage
+    # table with rows in / out, the selection per dataset and the F1 table with the language average.
+    for expected in ("ingest: ", "embed: ", "select: ", "evaluate: 100%", "rows in", "samples per dataset"):
+        assert expected in shown, f"{expected!r} not in the output:\n{shown}"
+    assert "zero-shot F1" in shown and "average (1 sets)" in shown
+    noise = capfd.readouterr()
+    for line in ("PlacementGroupCleaner", "TrainingReport(", "Failed to query Ray Train Controller"):
+        assert line not in noise.out + noise.err + shown, line
     wh = tmp_path / "wh"
     bronze = tables.read_table(tables.table_path(wh, "bronze/samples"))
     silver = tables.read_table(tables.table_path(wh, "silver/samples"))
