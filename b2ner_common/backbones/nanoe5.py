@@ -252,7 +252,9 @@ def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
         for c in labels:
             units[base ^ c] = c  # placeholder, rewritten when the child is placed
             queue.append((base ^ c, c, node[c]))
-    array = np.zeros(max(units) + 1, "<u4")
+    # The walker reads (p ^ o) ^ byte for any input byte before checking its label: pad the array to
+    # whole 256-unit blocks so every such read stays inside it.
+    array = np.zeros((max(units) | 0xFF) + 1, "<u4")
     for i, u in units.items():
         array[i] = u
     return struct.pack("<I", array.nbytes) + array.tobytes() + bytes(normalized)
