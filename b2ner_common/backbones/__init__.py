@@ -1,0 +1,1 @@
+"""Encoder backbones built offline from locally installed packages (nothing is downloaded)."""
