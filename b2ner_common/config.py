@@ -131,8 +131,9 @@ class SpanEncoderModelConfig(Section):
     quantize: bool = False  # dynamic int8 for CPU inference (faster, slightly different scores)
 
 
-class SpanEncoderTrainConfig(Section):
-    """train.span: training of the span-encoder family (train.max_steps/epochs/seed/num_workers apply)."""
+class SpanTrainerKnobs(Section):
+    """The span trainer's per-step knobs, written once: `train.span` (SpanEncoderTrainConfig) adds the data
+    knobs, `models.span_encoder.train.SpanTrainOptions` the run-level ones (steps, seed, schedule)."""
 
     batch_size: int = 32  # segments per step per worker
     lr_encoder: float = 1e-4
@@ -143,8 +144,12 @@ class SpanEncoderTrainConfig(Section):
     focal_gamma: float = Field(2.0, ge=0.0)  # > 0: focal loss, down-weights the many easy negatives
     positive_weight: float = Field(3.0, gt=0.0)  # weight of positive (span, label) pairs in the loss
     label_field: Literal["type", "label"] = "type"  # taxonomy types, or the corpora's raw labels
+
+
+class SpanEncoderTrainConfig(SpanTrainerKnobs):
+    """train.span: training of the span-encoder family (train.max_steps/epochs/seed/num_workers apply)."""
+
     source: Literal["selection", "silver"] = "selection"  # gold/selection joined with silver, or all silver
-    selection_run: str = ""  # gold/selection run to train on; empty = select.run_id
     max_samples: int | None = None  # cap on training samples (sampled with train.seed)
     threads_per_worker: int | None = None  # torch threads per Ray worker; None = cores / workers
 
@@ -167,7 +172,6 @@ class ModelConfig(Section):
 class LLMTrainConfig(Section):
     """LoRA SFT of a causal LM (`model.family: llm`); B2NER reference values as defaults."""
 
-    selection_run: str = "default"  # gold/selection run to train on (joined with silver/samples)
     lora_r: int = 32
     lora_alpha: int = 64
     lora_dropout: float = 0.05
@@ -208,6 +212,7 @@ class TrainConfig(Section):
     report_every: int = 50  # a Ray Train report costs ~2 s: report every N steps, not every step
     checkpoint_every: int = 200
     tracking_uri: str = ""  # MLflow; empty = file store under output_dir
+    selection_run: str = ""  # gold/selection run every family trains on; empty = select.run_id
     span: SpanEncoderTrainConfig = Field(default_factory=SpanEncoderTrainConfig)  # family span-encoder
     llm: LLMTrainConfig = Field(default_factory=LLMTrainConfig)  # family llm
 
@@ -266,6 +271,13 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and the fix."""
 
 
+# Keys that were renamed: an old key in a user's file or override is rejected with its new name.
+RENAMED_KEYS = {
+    "train.llm.selection_run": "train.selection_run",
+    "train.span.selection_run": "train.selection_run",
+}
+
+
 def apply_override(data: dict, override: str) -> None:
     """Apply one `a.b.c=value` override to a nested dict in place (value parsed as YAML)."""
     if "=" not in override:
@@ -315,7 +327,11 @@ def load_config(
         return PipelineConfig.model_validate(data)
     except ValidationError as e:
         where = f" in {path}" if path else ""
-        lines = [f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            hint = f" (renamed: use {RENAMED_KEYS[key]})" if key in RENAMED_KEYS else ""
+            lines.append(f"  {key}: {err['msg']}{hint}")
         raise ConfigError(f"invalid config{where}:\n" + "\n".join(lines)) from None
 
 

@@ -184,13 +184,13 @@ def run_arm(arm: str, seed: int, golds, args) -> dict:
         SpanTrainer,
         SpanTrainOptions,
         examples_from_rows,
-        taxonomy_namer,
     )
+    from b2ner_common.taxonomy import load_taxonomy
 
     torch.set_num_threads(args.threads)
     rows = arm_rows(arm, seed, args)
     model = build_span_encoder(seed=seed)
-    examples, stats = examples_from_rows(rows, model, ARMS[arm][1], taxonomy_namer())
+    examples, stats = examples_from_rows(rows, model, ARMS[arm][1], load_taxonomy("v1").label_namer())
     opts = SpanTrainOptions(
         batch_size=args.batch_size,
         steps=args.steps,

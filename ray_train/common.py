@@ -1,5 +1,6 @@
 """Pieces every Ray job shares: Ray start-up from `RayConfig` (Ray Train and the Ray Data predict engine),
-run storage, MLflow tracking.
+run storage, the TorchTrainer launch and its final-model export, the worker-side phases every train loop
+has (read the shard, rank-0 tracking, report with a checkpoint), MLflow tracking.
 
 Generic on purpose (the LLM SFT job and the span-encoder job both use it): nothing here knows about
 a model family. Import cost matters (`b2ner --help` must stay fast): ray and mlflow are imported
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from b2ner_common.config import RayConfig, TrainConfig
+from b2ner_common.config import PipelineConfig, RayConfig, TrainConfig
 
 # Environment the driver passes to every Ray worker: offline hubs, CPU DeepSpeed, quiet tokenizers.
 # Only variables already set in the driver are forwarded (a cluster may set its own).
@@ -104,6 +107,118 @@ def make_run_config(train: TrainConfig, *, max_failures: int = 0, num_to_keep: i
         failure_config=ray.train.FailureConfig(max_failures=max_failures),
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
     )
+
+
+def fit(
+    train_loop: Callable[[dict[str, Any]], None],
+    cfg: PipelineConfig,
+    table: Any,
+    *,
+    loop_config: Mapping[str, Any] | None = None,
+    use_gpu: bool = False,
+    max_failures: int = 0,
+    num_to_keep: int | None = 2,
+):
+    """Run `train_loop` on `train.num_workers` TorchTrainer workers over the Arrow `table` of training rows.
+
+    Every worker gets the whole (small, selected) table as dataset "train" and takes its rank's share
+    itself: deterministic batches on any worker count, exact replay after a resume. The loop config holds
+    "cfg" (the resolved config as JSON), "run_dir", "tracking_uri" and `loop_config`. Returns
+    (ray.train.Result, run_dir); raises the training error.
+    """
+    import ray.data
+    from ray.train import DataConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    tc = cfg.train
+    init_ray(cfg.ray)
+    rdir = run_dir(tc)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={
+            "cfg": cfg.model_dump(mode="json"),
+            "run_dir": rdir,
+            "tracking_uri": tracking_uri(tc),
+            **(loop_config or {}),
+        },
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=use_gpu),
+        run_config=make_run_config(tc, max_failures=max_failures, num_to_keep=num_to_keep),
+        # Materialized on the driver: once the training workers hold every CPU of a small cluster no
+        # read task could be scheduled any more (a deadlock on a 2-CPU machine).
+        datasets={"train": ray.data.from_arrow(table).materialize()},
+        dataset_config=DataConfig(datasets_to_split=[]),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return result, rdir
+
+
+def export_final(result: Any, rdir: str, name: str) -> dict[str, str]:
+    """Copy folder `name` of the last checkpoint to `<run_dir>/<name>` (local run storage only).
+
+    Returns the summary entries: {name: the copy} when the checkpoint had it, {"checkpoint": its path}.
+    """
+    out: dict[str, str] = {}
+    if result.checkpoint is None or "://" in rdir:
+        return out
+    final = Path(rdir) / name
+    with result.checkpoint.as_directory() as d:
+        src = Path(d) / name
+        if src.is_dir():
+            if final.exists():
+                shutil.rmtree(final)
+            shutil.copytree(src, final)
+            out[name] = str(final)
+    out["checkpoint"] = result.checkpoint.path
+    return out
+
+
+# ------------------------------------------------------------------------ worker-side phases (in train_loop)
+
+
+def shard_table(name: str = "train"):
+    """This worker's dataset `name` as one Arrow table (every worker gets all rows, see `fit`)."""
+    import pyarrow as pa
+    import ray.train
+
+    shard = ray.train.get_dataset_shard(name)
+    return pa.concat_tables(list(shard.iter_batches(batch_format="pyarrow", batch_size=4096)))
+
+
+def rank0_tracker(
+    config: Mapping[str, Any], cfg: PipelineConfig, rank: int, world: int, **params: Any
+) -> MlflowTracker | None:
+    """The run's MLflow tracker on rank 0 (None elsewhere), with the train/model config, the world size
+    and `params` logged. The run id lives in `<run_dir>/mlflow_run_id`: a resumed run logs into the same run."""
+    if rank != 0:
+        return None
+    rdir = config["run_dir"]
+    id_file = str(Path(rdir) / "mlflow_run_id") if "://" not in rdir else None
+    tracker = MlflowTracker(config["tracking_uri"], "b2ner-train", cfg.train.run_name, id_file)
+    tracker.log_params(
+        {
+            "train": cfg.train.model_dump(mode="json"),
+            "model": cfg.model.model_dump(mode="json"),
+            "world_size": world,
+            **params,
+        }
+    )
+    return tracker
+
+
+def report_with_checkpoint(metrics: Mapping[str, Any], write: Callable[[Path], None]) -> None:
+    """`ray.train.report(metrics)` with a checkpoint of what `write(folder)` puts in a fresh folder (called
+    on every rank: collective saves such as DeepSpeed's need all of them; ranks that write nothing report
+    no checkpoint)."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as d:
+        write(Path(d))
+        has_files = any(Path(d).iterdir())
+        ray.train.report(
+            dict(metrics), checkpoint=ray.train.Checkpoint.from_directory(d) if has_files else None
+        )
 
 
 # --------------------------------------------------------------------------------------------- MLflow

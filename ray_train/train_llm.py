@@ -1,8 +1,9 @@
 """`b2ner train` with `model.family: llm`: LoRA SFT of a causal LM with Ray Train (+ DeepSpeed ZeRO).
 
-The whole job: read gold/selection + silver/samples as a Ray Dataset (Delta snapshot file lists),
-run `train_loop` on `train.num_workers` workers (CPU or GPU), copy the final adapter out of the last
-checkpoint. Data encoding, packing, loss and steps live in `b2ner_common.models.llm.sft_data*` (tested without Ray).
+The whole job: read the training rows (`b2ner_common.selection.training_rows`: the selection run
+`train.selection_run` joined with silver/samples, eval-leak guard included), run `train_loop` (the phases
+of `SFTRecipe`) on `train.num_workers` workers (CPU or GPU), copy the final adapter out of the last
+checkpoint. Data encoding, packing, loss and steps live in `b2ner_common.models.llm.sft_*` (tested without Ray).
 
 Resume: worker failures restart the worker group from the latest checkpoint (`train.llm.max_failures`);
 running the same command again (same `train.output_dir` + `train.run_name`) resumes a stopped driver
@@ -13,58 +14,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from b2ner_common import tables
 from b2ner_common.config import PROJECT_ROOT, PipelineConfig
 from b2ner_common.tables import Table
+from ray_train.common import export_final, fit, rank0_tracker, report_with_checkpoint, shard_table
 
 FAIL_ENV = "B2NER_FAIL_ONCE"  # "<marker file>:<step>": the last worker dies once at that step (tests)
 
 
 # ------------------------------------------------------------------------------------------ data
-
-
-def _keep_selected(batch: pa.Table, ids: pa.Array) -> pa.Table:
-    return batch.filter(pc.is_in(batch["sample_id"], value_set=ids))
-
-
-def training_dataset(cfg: PipelineConfig):
-    """Ray Dataset of the selected silver rows (Delta snapshot files, never the folder)."""
-    import ray.data
-
-    sel_path = tables.table_path(cfg.warehouse, Table.GOLD_SELECTION)
-    silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
-    for p, cmd in ((sel_path, "b2ner select"), (silver_path, "b2ner taxonomy")):
-        if not tables.table_exists(p):
-            raise FileNotFoundError(f"table {p} does not exist: run `{cmd}` first")
-    run = cfg.train.llm.selection_run
-    sel = tables.read_table(sel_path, columns=["sample_id", "dataset", "selection_run"])
-    sel = sel.filter(pc.equal(sel["selection_run"], run))
-    if sel.num_rows == 0:
-        raise FileNotFoundError(
-            f"selection run {run!r} has no rows in {sel_path}: run `b2ner select` "
-            f"or set train.llm.selection_run"
-        )
-    leaked = set(sel["dataset"].to_pylist()) & set(cfg.train.llm.eval_datasets)
-    if leaked:
-        raise ValueError(
-            f"selection run {run!r} contains eval datasets {sorted(leaked)}: never train on OOD-DEV"
-        )
-    ids = pc.unique(sel["sample_id"])
-    cols = ["sample_id", "dataset", "lang", "text", "entities", "label_set"]
-    ds = ray.data.read_parquet(tables.table_files(silver_path), columns=cols)
-    ds = ds.map_batches(_keep_selected, fn_kwargs={"ids": ids}, batch_format="pyarrow")
-    # Materialize on the driver: the selected set is small, and once the training workers hold every
-    # CPU of a small cluster no read task could be scheduled any more (a deadlock on a 2-CPU machine).
-    return ds.materialize(), sel.num_rows
 
 
 def eval_rows(cfg: PipelineConfig) -> list[dict]:
@@ -85,21 +49,6 @@ def eval_rows(cfg: PipelineConfig) -> list[dict]:
         d = d.take(pc.sort_indices(d, [("sample_id", "ascending")]))
         out.extend(d.slice(0, llm.eval_max_samples).to_pylist())
     return out
-
-
-def label_namer(version: str):
-    """(English type name, lang) -> the taxonomy's display name (Chinese names for zh); unknown types as-is."""
-    from b2ner_common.taxonomy import load_taxonomy
-
-    tax = load_taxonomy(version)
-
-    def name(key: str, lang: str) -> str:
-        try:
-            return tax.name(key, lang if lang in ("en", "zh") else "en")
-        except (KeyError, ValueError, LookupError):
-            return key
-
-    return name, tax
 
 
 # ------------------------------------------------------------------------------------ deepspeed
@@ -154,190 +103,228 @@ def _all_reduce_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+class SFTRecipe:
+    """One worker's LoRA SFT run, in named phases as in torchtune's recipes: `setup` (data, model, backend,
+    restore, tracking), `train` (the loop), `save_and_report`, `cleanup`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import ray.train
+
+        self.config = config
+        self.cfg = PipelineConfig.model_validate(config["cfg"])
+        self.tc, self.llm = self.cfg.train, self.cfg.train.llm
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+
+    def setup(self) -> None:
+        self._setup_data()
+        self._setup_model()
+        self._setup_backend()
+        self._restore()
+        self.tracker = rank0_tracker(self.config, self.cfg, self.rank, self.world, train_rows=len(self.rows))
+
+    def _setup_data(self) -> None:
+        from b2ner_common.models.llm.sft_data import rows_from_arrow, steps_per_epoch
+        from b2ner_common.taxonomy import load_taxonomy
+
+        self.rows = rows_from_arrow(shard_table())
+        self.spe = steps_per_epoch(len(self.rows), self.tc.global_batch_size)
+        self.total = self.tc.max_steps or self.tc.epochs * self.spe
+        tax = load_taxonomy(self.cfg.taxonomy.version)
+        self.namer = tax.label_namer()
+        self.defs = (
+            {lang: tax.definitions(lang) for lang in ("en", "zh")} if self.llm.use_definitions else None
+        )
+
+    def _setup_model(self) -> None:
+        import ray.train.torch
+        import torch
+
+        from b2ner_common.models.llm.predictor import resolve_model_dirs
+        from b2ner_common.models.llm.sft_loop import load_base, wrap_lora
+
+        llm = self.llm
+        base_dir, adapter_dir = resolve_model_dirs(self.cfg.model.path, self.cfg.model.base_model)
+        adapter_dir = Path(llm.adapter) if llm.adapter else adapter_dir
+        model, self.tok = load_base(base_dir, bf16=llm.bf16, adapter_dir=adapter_dir)
+        torch.manual_seed(
+            self.tc.seed
+        )  # LoRA A init: the same on every run (DDP/DeepSpeed broadcast rank 0's)
+        self.model = wrap_lora(
+            model,
+            r=llm.lora_r,
+            alpha=llm.lora_alpha,
+            dropout=llm.lora_dropout,
+            target_modules=llm.target_modules,
+            adapter_dir=adapter_dir,
+            gradient_checkpointing=llm.gradient_checkpointing,
+        )
+        self.model.to(ray.train.torch.get_device())
+
+    def _setup_backend(self) -> None:
+        """The optimizer and the backend that steps it: DeepSpeed (train.llm.deepspeed) or plain torch/DDP."""
+        import ray.train.torch
+
+        from b2ner_common.models.llm.sft_loop import DeepSpeedBackend, TorchBackend, make_optimizer
+
+        tc, llm = self.tc, self.llm
+        opt, sched = make_optimizer(
+            self.model,
+            lr=tc.lr,
+            betas=llm.betas,
+            weight_decay=tc.weight_decay,
+            total_steps=self.total,
+            warmup_ratio=llm.warmup_ratio,
+        )
+        if llm.deepspeed:
+            import deepspeed
+
+            ds_conf = deepspeed_config(
+                llm.deepspeed,
+                micro_batch_size=tc.micro_batch_size,
+                world=self.world,
+                bf16=llm.bf16,
+                max_grad_norm=llm.max_grad_norm,
+            )
+            engine, _, _, _ = deepspeed.initialize(
+                model=self.model, optimizer=opt, lr_scheduler=sched, config=ds_conf
+            )
+            self.backend: Any = DeepSpeedBackend(engine)
+        else:
+            ddp = ray.train.torch.prepare_model(self.model, move_to_device=False) if self.world > 1 else None
+            self.backend = TorchBackend(
+                self.model, opt, sched, max_grad_norm=llm.max_grad_norm, ddp_model=ddp
+            )
+
+    def _restore(self) -> None:
+        import ray.train
+
+        from b2ner_common.models.llm.sft_loop import STATE_FILE, load_torch_state
+
+        self.state = {"step": 0, "tokens": 0, "examples": 0}
+        ckpt = ray.train.get_checkpoint()
+        if ckpt:
+            with ckpt.as_directory() as d:
+                if self.llm.deepspeed:
+                    self.backend.engine.load_checkpoint(d, tag="ds", load_module_strict=False)
+                    self.state = json.loads((Path(d) / STATE_FILE).read_text())
+                else:
+                    self.state = load_torch_state(d, self.backend)
+        self.start = self.state["step"]
+
+    def _steps(self, stats: Any):
+        from b2ner_common.models.llm.sft_data import iter_steps
+
+        tc, llm = self.tc, self.llm
+        return iter_steps(
+            self.rows,
+            self.tok,
+            start_step=self.start,
+            total_steps=self.total,
+            global_batch_size=tc.global_batch_size,
+            seed=tc.seed,
+            rank=self.rank,
+            world=self.world,
+            micro_batch_size=tc.micro_batch_size,
+            packing=llm.packing,
+            max_len=llm.max_len,
+            resample_per_epoch=llm.resample_per_epoch,
+            max_labels=llm.max_labels,
+            drop_p=llm.label_dropout,
+            label_name=self.namer,
+            definitions_by_lang=self.defs,
+            stats=stats,
+        )
+
+    def train(self) -> None:
+        import ray.train
+
+        from b2ner_common.models.llm.sft_data import EncodeStats
+        from b2ner_common.models.llm.sft_loop import train_step
+
+        tc, spe, total, start, state = self.tc, self.spe, self.total, self.start, self.state
+        stats = EncodeStats()
+        t0, window_tokens, window_loss, window_steps = time.time(), 0, 0.0, 0
+        for step, epoch, plan in self._steps(stats):
+            _maybe_fail(self.config.get("fail_once", ""), step, self.rank, self.world)
+            loss_share = train_step(self.backend, plan, self.world)
+            loss, tokens, examples = _all_reduce_sum([loss_share, plan.tokens, plan.examples])
+            state["tokens"] += int(tokens)
+            state["examples"] += int(examples)
+            window_tokens, window_loss, window_steps = (
+                window_tokens + tokens,
+                window_loss + loss,
+                window_steps + 1,
+            )
+            done = step + 1
+            end_of_epoch = done % spe == 0 or done == total
+            metrics = {
+                "step": done,
+                "epoch": epoch + (done % spe or spe) / spe,
+                "loss": loss,
+                "lr": self.backend.lr(),
+                "resumed_from": start,
+            }
+            if end_of_epoch:
+                self._evaluate(metrics)
+            report_now = done % tc.report_every == 0 or end_of_epoch
+            if report_now:
+                elapsed = time.time() - t0
+                metrics.update(
+                    {
+                        "loss_avg": window_loss / window_steps,
+                        "tokens_per_s": window_tokens / elapsed,
+                        "truncated": stats.truncated,
+                        "skipped": len(stats.skipped),
+                    }
+                )
+                if self.tracker:
+                    self.tracker.log_metrics(metrics, step=done)
+                t0, window_tokens, window_loss, window_steps = time.time(), 0, 0.0, 0
+            if done % tc.checkpoint_every == 0 or done == total:
+                self.save_and_report(metrics, done)
+            elif report_now:
+                ray.train.report(metrics)
+        if start >= total:  # a finished run launched again: nothing to train, keep the last checkpoint
+            ray.train.report({"step": start, "already_done": 1})
+
+    def _evaluate(self, metrics: dict[str, Any]) -> None:
+        """End of an epoch: B2NER F1 on the eval rows, on rank 0 (skipped under ZeRO-3: weights are sharded)."""
+        rows = self.config["eval_rows"]
+        if not rows or (self.llm.deepspeed and _zero_stage(self.backend) == 3) or self.rank != 0:
+            return
+        from b2ner_common.models.llm.sft_eval import evaluate_rows
+
+        metrics.update(evaluate_rows(self.backend.model, self.tok, rows, label_name=self.namer))
+
+    def save_and_report(self, metrics: dict[str, Any], step: int) -> None:
+        """Report `metrics` with a checkpoint: DeepSpeed state + adapter (every rank), or the torch state."""
+        from b2ner_common.models.llm.sft_loop import ADAPTER_DIR, STATE_FILE, save_torch_state
+
+        st = {**self.state, "step": step}
+
+        def write(d: Path) -> None:
+            if self.llm.deepspeed:
+                self.backend.engine.save_checkpoint(str(d), tag="ds", exclude_frozen_parameters=True)
+                _save_ds_adapter(self.backend, d / ADAPTER_DIR, self.tok, self.rank)
+                if self.rank == 0:
+                    (d / STATE_FILE).write_text(json.dumps(st, sort_keys=True))
+            elif self.rank == 0:
+                save_torch_state(str(d), self.backend, st, self.tok)
+
+        report_with_checkpoint(metrics, write)
+
+    def cleanup(self) -> None:
+        if self.tracker:
+            self.tracker.finish()
+
+
 def train_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
-    import ray.train
-    import ray.train.torch
-    import torch
-
-    from b2ner_common.models.llm.predictor import resolve_model_dirs
-    from b2ner_common.models.llm.sft_data import EncodeStats, iter_steps, rows_from_arrow, steps_per_epoch
-    from b2ner_common.models.llm.sft_loop import (
-        ADAPTER_DIR,
-        STATE_FILE,
-        DeepSpeedBackend,
-        TorchBackend,
-        load_base,
-        load_torch_state,
-        make_optimizer,
-        save_torch_state,
-        train_step,
-        wrap_lora,
-    )
-    from ray_train.common import MlflowTracker
-
-    cfg = PipelineConfig.model_validate(config["cfg"])
-    tc, llm = cfg.train, cfg.train.llm
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-
-    shard = ray.train.get_dataset_shard("train")
-    rows = rows_from_arrow(
-        pa.concat_tables(list(shard.iter_batches(batch_format="pyarrow", batch_size=4096)))
-    )
-    spe = steps_per_epoch(len(rows), tc.global_batch_size)
-    total = tc.max_steps or tc.epochs * spe
-
-    base_dir, adapter_dir = resolve_model_dirs(cfg.model.path, cfg.model.base_model)
-    adapter_dir = Path(llm.adapter) if llm.adapter else adapter_dir
-    model, tok = load_base(base_dir, bf16=llm.bf16, adapter_dir=adapter_dir)
-    torch.manual_seed(tc.seed)  # LoRA A init: the same on every run (DDP/DeepSpeed broadcast rank 0's)
-    model = wrap_lora(
-        model,
-        r=llm.lora_r,
-        alpha=llm.lora_alpha,
-        dropout=llm.lora_dropout,
-        target_modules=llm.target_modules,
-        adapter_dir=adapter_dir,
-        gradient_checkpointing=llm.gradient_checkpointing,
-    )
-    device = ray.train.torch.get_device()
-    model.to(device)
-    opt, sched = make_optimizer(
-        model,
-        lr=tc.lr,
-        betas=llm.betas,
-        weight_decay=tc.weight_decay,
-        total_steps=total,
-        warmup_ratio=llm.warmup_ratio,
-    )
-    if llm.deepspeed:
-        import deepspeed
-
-        ds_conf = deepspeed_config(
-            llm.deepspeed,
-            micro_batch_size=tc.micro_batch_size,
-            world=world,
-            bf16=llm.bf16,
-            max_grad_norm=llm.max_grad_norm,
-        )
-        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched, config=ds_conf)
-        backend: Any = DeepSpeedBackend(engine)
-    else:
-        ddp = ray.train.torch.prepare_model(model, move_to_device=False) if world > 1 else None
-        backend = TorchBackend(model, opt, sched, max_grad_norm=llm.max_grad_norm, ddp_model=ddp)
-
-    state = {"step": 0, "tokens": 0, "examples": 0}
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            if llm.deepspeed:
-                backend.engine.load_checkpoint(d, tag="ds", load_module_strict=False)
-                state = json.loads((Path(d) / STATE_FILE).read_text())
-            else:
-                state = load_torch_state(d, backend)
-    start = state["step"]
-
-    tracker = None
-    if rank == 0:
-        run_dir = config["run_dir"]
-        id_file = str(Path(run_dir) / "mlflow_run_id") if "://" not in run_dir else None
-        tracker = MlflowTracker(config["tracking_uri"], "b2ner-train", tc.run_name, id_file)
-        tracker.log_params(
-            {
-                "train": tc.model_dump(mode="json"),
-                "model": cfg.model.model_dump(mode="json"),
-                "world_size": world,
-                "train_rows": len(rows),
-            }
-        )
-
-    def save_and_report(metrics: dict, step: int) -> None:
-        with tempfile.TemporaryDirectory() as d:
-            st = {**state, "step": step}
-            if llm.deepspeed:
-                backend.engine.save_checkpoint(d, tag="ds", exclude_frozen_parameters=True)
-                _save_ds_adapter(backend, Path(d) / ADAPTER_DIR, tok, rank)
-                if rank == 0:
-                    (Path(d) / STATE_FILE).write_text(json.dumps(st, sort_keys=True))
-            elif rank == 0:
-                save_torch_state(d, backend, st, tok)
-            has_files = any(Path(d).iterdir())
-            ray.train.report(
-                metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if has_files else None
-            )
-
-    namer, tax = label_namer(cfg.taxonomy.version)
-    defs = {lang: tax.definitions(lang) for lang in ("en", "zh")} if llm.use_definitions else None
-    stats = EncodeStats()
-    t0, window_tokens, window_loss, window_steps = time.time(), 0, 0.0, 0
-    metrics: dict[str, Any] = {"step": start}
-    steps = iter_steps(
-        rows,
-        tok,
-        start_step=start,
-        total_steps=total,
-        global_batch_size=tc.global_batch_size,
-        seed=tc.seed,
-        rank=rank,
-        world=world,
-        micro_batch_size=tc.micro_batch_size,
-        packing=llm.packing,
-        max_len=llm.max_len,
-        resample_per_epoch=llm.resample_per_epoch,
-        max_labels=llm.max_labels,
-        drop_p=llm.label_dropout,
-        label_name=namer,
-        definitions_by_lang=defs,
-        stats=stats,
-    )
-    for step, epoch, plan in steps:
-        _maybe_fail(config.get("fail_once", ""), step, rank, world)
-        loss_share = train_step(backend, plan, world)
-        loss, tokens, examples = _all_reduce_sum([loss_share, plan.tokens, plan.examples])
-        state["tokens"] += int(tokens)
-        state["examples"] += int(examples)
-        window_tokens, window_loss, window_steps = (
-            window_tokens + tokens,
-            window_loss + loss,
-            window_steps + 1,
-        )
-        done = step + 1
-        end_of_epoch = done % spe == 0 or done == total
-        metrics = {
-            "step": done,
-            "epoch": epoch + (done % spe or spe) / spe,
-            "loss": loss,
-            "lr": backend.lr(),
-            "resumed_from": start,
-        }
-        if end_of_epoch and config["eval_rows"] and not (llm.deepspeed and _zero_stage(backend) == 3):
-            if rank == 0:
-                from b2ner_common.models.llm.sft_eval import evaluate_rows
-
-                metrics.update(evaluate_rows(backend.model, tok, config["eval_rows"], label_name=namer))
-        report_now = done % tc.report_every == 0 or end_of_epoch
-        if report_now:
-            elapsed = time.time() - t0
-            metrics.update(
-                {
-                    "loss_avg": window_loss / window_steps,
-                    "tokens_per_s": window_tokens / elapsed,
-                    "truncated": stats.truncated,
-                    "skipped": len(stats.skipped),
-                }
-            )
-            if tracker:
-                tracker.log_metrics(metrics, step=done)
-            t0, window_tokens, window_loss, window_steps = time.time(), 0, 0.0, 0
-        if done % tc.checkpoint_every == 0 or done == total:
-            save_and_report(metrics, done)
-        elif report_now:
-            ray.train.report(metrics)
-    if start >= total:  # a finished run launched again: nothing to train, keep the last checkpoint
-        ray.train.report({"step": start, "already_done": 1})
-    if tracker:
-        tracker.finish()
+    recipe = SFTRecipe(config)
+    recipe.setup()
+    recipe.train()
+    recipe.cleanup()
 
 
 def _zero_stage(backend: Any) -> int:
@@ -367,45 +354,17 @@ def _save_ds_adapter(backend: Any, out: Path, tok: Any, rank: int) -> None:
 
 def train_llm(cfg: PipelineConfig) -> dict[str, Any]:
     """Fit (or resume) the LoRA SFT run; returns a summary with the final adapter directory."""
-    from ray.train import DataConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from b2ner_common.selection.training_rows import training_rows
 
-    from ray_train.common import init_ray, make_run_config, run_dir, tracking_uri
-
-    tc = cfg.train
-    init_ray(cfg.ray)
-    ds, n_rows = training_dataset(cfg)
-    rdir = run_dir(tc)
-    trainer = TorchTrainer(
+    table = training_rows(cfg)
+    result, rdir = fit(
         train_loop,
-        train_loop_config={
-            "cfg": cfg.model_dump(mode="json"),
-            "run_dir": rdir,
-            "tracking_uri": tracking_uri(tc),
-            "eval_rows": eval_rows(cfg),
-            "fail_once": os.environ.get(FAIL_ENV, ""),
-        },
-        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
-        run_config=make_run_config(
-            tc, max_failures=tc.llm.max_failures, num_to_keep=tc.llm.checkpoints_to_keep
-        ),
-        datasets={"train": ds},
-        # Every worker reads the whole (small, selected) set and takes its share of each step itself:
-        # deterministic batches on any worker count, exact replay after a resume.
-        dataset_config=DataConfig(datasets_to_split=[]),
+        cfg,
+        table,
+        loop_config={"eval_rows": eval_rows(cfg), "fail_once": os.environ.get(FAIL_ENV, "")},
+        use_gpu=cfg.train.use_gpu,
+        max_failures=cfg.train.llm.max_failures,
+        num_to_keep=cfg.train.llm.checkpoints_to_keep,
     )
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    summary: dict[str, Any] = {"run_dir": rdir, "train_rows": n_rows, "metrics": result.metrics or {}}
-    if result.checkpoint is not None and "://" not in rdir:
-        final = Path(rdir) / "adapter"
-        with result.checkpoint.as_directory() as d:
-            src = Path(d) / "adapter"
-            if src.is_dir():
-                if final.exists():
-                    shutil.rmtree(final)
-                shutil.copytree(src, final)
-                summary["adapter"] = str(final)
-        summary["checkpoint"] = result.checkpoint.path
-    return summary
+    summary: dict[str, Any] = {"run_dir": rdir, "train_rows": table.num_rows, "metrics": result.metrics or {}}
+    return {**summary, **export_final(result, rdir, "adapter")}

@@ -5,7 +5,9 @@ Public API:
 - `category_quotas(counts, budget)`, `dataset_budget(n, budget, fraction)` (quotas.py)
 - `clean`, `near_duplicate_mask`, `exact_duplicate_mask`, `contaminated_mask`, `text_hash` (dedup.py)
 - `select_dataset(df, vectors, params, eval_hashes)` the per-dataset job body (two_stage.py)
-- `selected_samples(warehouse, run_id)` what training reads (output.py)
+- `selected_samples(warehouse, run_id)` a selection run read back (output.py)
+- `training_rows(cfg)` what every model family trains on: `train.selection_run` + the eval-leak guard
+  (training_rows.py)
 """
 
 from b2ner_common.selection.dedup import (

@@ -1,11 +1,13 @@
-"""Training rows for the span-encoder family, read from the warehouse.
+"""Training rows read from the warehouse: the one owner of "which rows does training see".
 
-Two sources (config `train.span.source`):
-- "selection": the rows of one gold/selection run joined with silver/samples (the product path);
-- "silver": every silver/samples row the selection stage could have drawn from (same splits, same
-  excluded datasets, same decontamination against the evaluation texts), optionally capped at
-  `max_samples` drawn with a seed: the "all data" arms of the ablation.
-Rows are plain dicts (sample_id, dataset, lang, text, entities, label_set) as `span_train` expects.
+- `training_rows(cfg)`: the rows of the gold/selection run `train.selection_run` (empty = `select.run_id`)
+  joined with silver/samples, after the eval-leak guard (a run holding an evaluation dataset is refused).
+  Every model family trains on this.
+- `training_table(cfg)`: the span-encoder family's choice of source (`train.span.source`): "selection"
+  (= `training_rows`), or "silver": every silver/samples row the selection stage could have drawn from
+  (same splits, same excluded datasets, same decontamination against the evaluation texts), optionally
+  capped at `train.span.max_samples` drawn with a seed: the "all data" arms of the ablation.
+Columns: ROW_COLUMNS (sample_id, dataset, split, lang, text, entities, label_set).
 """
 
 from __future__ import annotations
@@ -63,22 +65,47 @@ def sample_rows(table: pa.Table, n: int | None, seed: int) -> pa.Table:
     return table.take(pa.array(idx))
 
 
+def selection_run(cfg) -> str:
+    """The gold/selection run training reads: `train.selection_run`, else `select.run_id`."""
+    return cfg.train.selection_run or cfg.select.run_id
+
+
+def training_rows(cfg) -> pa.Table:
+    """The rows of selection run `train.selection_run` joined with silver/samples (ROW_COLUMNS, ordered by
+    dataset, sample_id).
+
+    Raises FileNotFoundError when a table is missing or the run has no rows (naming the command or the
+    knob that fixes it), ValueError when the run holds an evaluation dataset: the OOD-DEV corpora
+    (`select.decontaminate`) or a dataset scored during training (`train.llm.eval_datasets`).
+    """
+    from b2ner_common.selection.dedup import eval_datasets
+    from b2ner_common.selection.output import read_selection, selected_samples
+
+    run = selection_run(cfg)
+    for table, cmd in ((Table.GOLD_SELECTION, "b2ner select"), (Table.SILVER_SAMPLES, "b2ner taxonomy")):
+        path = tables.table_path(cfg.warehouse, table)
+        if not tables.table_exists(path):
+            raise FileNotFoundError(f"table {path} does not exist: run `{cmd}` first")
+    if read_selection(cfg.warehouse, run).num_rows == 0:
+        raise FileNotFoundError(
+            f"selection run {run!r} has no rows in {tables.table_path(cfg.warehouse, Table.GOLD_SELECTION)}: "
+            "run `b2ner select` or set train.selection_run"
+        )
+    t = selected_samples(cfg.warehouse, run)
+    evals = set(eval_datasets(cfg.select.decontaminate)) | set(cfg.train.llm.eval_datasets)
+    leaked = set(t["dataset"].to_pylist()) & evals
+    if leaked:
+        raise ValueError(
+            f"selection run {run!r} contains evaluation datasets {sorted(leaked)}: never train on them"
+        )
+    return t.select(ROW_COLUMNS)
+
+
 def training_table(cfg) -> pa.Table:
-    """The training rows a PipelineConfig asks for (`train.span.source`), capped by `train.span.max_samples`."""
+    """The span-encoder's training rows (`train.span.source`), capped by `train.span.max_samples`."""
     span = cfg.train.span
     if span.source == "selection":
-        from b2ner_common.selection.output import selected_samples
-
-        run = span.selection_run or cfg.select.run_id
-        t = selected_samples(cfg.warehouse, run)
-        from b2ner_common.selection.dedup import eval_datasets
-
-        leaked = set(t["dataset"].to_pylist()) & set(eval_datasets(cfg.select.decontaminate))
-        if leaked:
-            raise ValueError(
-                f"selection run {run!r} contains evaluation datasets {sorted(leaked)}: never train on them"
-            )
-        t = t.select(ROW_COLUMNS)
+        t = training_rows(cfg)
     else:
         t = silver_pool(
             cfg.warehouse,

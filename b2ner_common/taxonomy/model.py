@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,9 +103,20 @@ class Taxonomy:
         """Display name of type `key` (id or name) in `lang`."""
         return self.get(key).name(lang)
 
-    def label_namer(self):
-        """A `(English type name, lang) -> shown name` function for `prompts.build_instruction`."""
-        return lambda en, lang: self.name(en, lang)
+    def label_namer(self) -> Callable[[str, str], str]:
+        """A `(type id or English name, lang) -> shown name` function: the taxonomy's display name in `lang`
+        (Chinese names for "zh", English for any other language); unknown types are shown as they are.
+
+        What every model family shows for a type, in training prompts/labels and at prediction time.
+        """
+
+        def name(key: str, lang: str) -> str:
+            try:
+                return self.name(key, lang if lang in ("en", "zh") else "en")
+            except (KeyError, ValueError, LookupError):
+                return key
+
+        return name
 
     def definitions(self, lang: str = "en") -> dict[str, str]:
         """{English name: definition in `lang`} for every type (prompts with label descriptions)."""

@@ -17,30 +17,30 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
+from b2ner_common.config import PipelineConfig, SpanTrainerKnobs
 from b2ner_common.models.span_encoder.features import Segment, align_entities, length_batches, segment_texts
 from b2ner_common.models.span_encoder.model import SpanEncoder, span_loss
 
 
-@dataclass
-class SpanTrainOptions:
-    batch_size: int = 32
+class SpanTrainOptions(SpanTrainerKnobs):
+    """Everything `SpanTrainer` reads: the per-step knobs of `train.span` (SpanTrainerKnobs, declared once in
+    config.py) plus the run-level ones; `from_config` builds it from a PipelineConfig."""
+
     steps: int = 1000
-    lr_encoder: float = 1e-4
-    lr_head: float = 2e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
-    max_labels: int = 12
-    pool_negatives: int = 2
-    drop_positive: float = 0.1
-    focal_gamma: float = 2.0  # > 0: focal loss (see models.span_encoder.span_loss)
-    positive_weight: float = 3.0
-    label_field: str = "type"  # "type": universal taxonomy labels; "label": the corpus's raw labels
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, steps: int) -> SpanTrainOptions:
+        """`train.span`'s trainer knobs + `steps`, `train.weight_decay` and `train.seed`."""
+        knobs = cfg.train.span.model_dump(include=set(SpanTrainerKnobs.model_fields))
+        return cls(**knobs, steps=steps, weight_decay=cfg.train.weight_decay, seed=cfg.train.seed)
 
 
 @dataclass
@@ -106,21 +106,6 @@ def examples_from_rows(
     stats.segments = len(out)
     stats.per_dataset = dict(per_ds)
     return out, stats
-
-
-def taxonomy_namer(version: str = "v1") -> Callable[[str, str], str]:
-    """(type id, lang) -> the taxonomy's display name in that language; unknown keys are shown as they are."""
-    from b2ner_common.taxonomy import load_taxonomy
-
-    tax = load_taxonomy(version)
-
-    def name(key: str, lang: str) -> str:
-        try:
-            return tax.name(key, lang if lang in ("en", "zh") else "en")
-        except (KeyError, ValueError, LookupError):
-            return key
-
-    return name
 
 
 def _renamed(row: dict, label_name: Callable[[str, str], str]) -> dict:
@@ -255,7 +240,7 @@ class SpanTrainer:
             "last_loss": float(sum(losses[-k:]) / k) if losses else math.nan,
             "seconds": dt,
             "samples_per_s": (self.samples_seen - n0) / dt if dt > 0 else math.nan,
-            "options": asdict(self.opts),
+            "options": self.opts.model_dump(),
         }
 
     def state_dict(self) -> dict:
