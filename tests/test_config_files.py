@@ -47,6 +47,13 @@ def test_config_bad_overrides_name_the_key(override, message):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize("old", ["train.llm.selection_run", "train.span.selection_run"])
+def test_config_renamed_key_names_its_new_key(old):
+    with pytest.raises(ConfigError, match=rf"{old}: .*use train.selection_run"):
+        load_config(None, [f"{old}=default"])
+    assert load_config(None, ["train.selection_run=r1"]).train.selection_run == "r1"
+
+
 def test_config_cli_exit_codes(tmp_path, capsys):
     assert main(["config", "select.seed=3"]) == 0
     assert "seed: 3" in capsys.readouterr().out

@@ -216,3 +216,24 @@ def test_span_encoder_higher_threshold_only_filters_lower_one(model):
             [e for e in ents if e.score > thr] for ents in low
         ]  # decoding keeps score > threshold
         assert sum(map(len, high)) < len(scores)
+
+
+def test_span_train_options_from_config_take_every_train_span_knob():
+    from b2ner_common.config import SpanTrainerKnobs, load_config
+
+    cfg = load_config(
+        None,
+        ["train.span.batch_size=7", "train.span.focal_gamma=0", "train.weight_decay=0.5", "train.seed=3"],
+    )
+    opts = SpanTrainOptions.from_config(cfg, steps=11)
+    assert (opts.batch_size, opts.focal_gamma, opts.steps, opts.weight_decay, opts.seed) == (
+        7,
+        0.0,
+        11,
+        0.5,
+        3,
+    )
+    # Every per-step knob of train.span reaches the trainer, with the same default on both sides.
+    for name in SpanTrainerKnobs.model_fields:
+        assert getattr(opts, name) == getattr(cfg.train.span, name)
+        assert SpanTrainOptions.model_fields[name].default == SpanTrainerKnobs.model_fields[name].default

@@ -205,3 +205,9 @@ def test_taxonomy_definitions_and_label_namer():
     namer = tax.label_namer()
     assert namer("country", "zh") == "国家" and namer("country", "en") == "country"
     assert isinstance(tax, Taxonomy)
+
+
+def test_taxonomy_label_namer_shows_unknown_types_and_languages_as_english():
+    namer = load_taxonomy("v1").label_namer()
+    assert namer("no such type", "zh") == "no such type"
+    assert namer("country", "de") == "country"
