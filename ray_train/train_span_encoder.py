@@ -19,6 +19,7 @@ from typing import Any
 
 from b2ner_common.config import PipelineConfig
 from ray_train.common import export_final, fit, rank0_tracker, report_with_checkpoint, shard_table
+from ray_train.progress import StepReporter
 
 STATE_FILE = "trainer_state.pt"
 MODEL_DIR = "model"
@@ -53,6 +54,7 @@ class SpanEncoderRecipe:
         self._setup_data()
         self._setup_backend()
         self._restore()
+        self.progress = StepReporter(self.cfg.train.run_name) if self.rank == 0 else None
         self.tracker = rank0_tracker(
             self.config,
             self.cfg,
@@ -110,7 +112,7 @@ class SpanEncoderRecipe:
         if ckpt:
             with ckpt.as_directory() as d:
                 self.model.load_state_dict(load_file(str(Path(d) / MODEL_DIR / WEIGHTS_FILE)))
-                self.trainer.load_state_dict(torch.load(Path(d) / STATE_FILE, weights_only=False))
+                self.trainer.load_state_dict(torch.load(Path(d) / STATE_FILE, weights_only=True))
         self.start = self.trainer.step
 
     def train(self) -> None:
@@ -120,7 +122,10 @@ class SpanEncoderRecipe:
         window: list[float] = []
         t0, seen0 = time.perf_counter(), trainer.samples_seen
         while trainer.step < steps:
-            res = trainer.fit(steps=min(steps, (trainer.step // tc.report_every + 1) * tc.report_every))
+            res = trainer.fit(
+                steps=min(steps, (trainer.step // tc.report_every + 1) * tc.report_every),
+                on_step=self._on_step,
+            )
             window.extend(res["losses"])
             done = trainer.step
             elapsed = time.perf_counter() - t0
@@ -140,6 +145,10 @@ class SpanEncoderRecipe:
                 ray.train.report(metrics)
         if start >= steps:  # a finished run launched again: nothing to train, keep the last checkpoint
             ray.train.report({"step": start, "already_done": 1})
+
+    def _on_step(self, step: int, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.step(step, self.steps, loss, self.trainer.samples_seen * self.world)
 
     def save_and_report(self, metrics: dict[str, Any]) -> None:
         """Report `metrics` with a checkpoint: the model directory + the trainer state, written by rank 0."""
@@ -167,7 +176,7 @@ def train_loop(config: dict[str, Any]) -> None:
     recipe.cleanup()
 
 
-def train_span_encoder(cfg: PipelineConfig) -> dict[str, Any]:
+def train_span_encoder(cfg: PipelineConfig, on_progress=None) -> dict[str, Any]:
     """Fit (or resume) a span-encoder run; returns a summary with the final model directory.
 
     Raises FileNotFoundError when the warehouse tables the config names are missing.
@@ -178,7 +187,7 @@ def train_span_encoder(cfg: PipelineConfig) -> dict[str, Any]:
     if table.num_rows == 0:
         raise ValueError("no training rows: check train.span.source / train.selection_run / select.splits")
     t0 = time.perf_counter()
-    result, rdir = fit(train_loop, cfg, table)
+    result, rdir = fit(train_loop, cfg, table, on_progress=on_progress)
     return {
         "run_dir": rdir,
         "train_rows": table.num_rows,

@@ -172,7 +172,8 @@ def test_span_encoder_training_on_real_sample_lowers_loss_and_fits_its_data(
     _check_offsets(texts, preds, {"person", "location", "organization", "miscellaneous"})
 
     # Resume: a trainer restored from a state dict continues at the same step with the same batches.
-    state = trainer.state_dict()
+    torch.save(trainer.state_dict(), tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)  # no pickled code in a checkpoint
     save_span_encoder(m, tmp_path / "ckpt")
     m2 = load_span_encoder(tmp_path / "ckpt")
     t2 = SpanTrainer(m2, examples_from_rows(rows, m2)[0], SpanTrainOptions(batch_size=16, steps=80, seed=0))

@@ -272,7 +272,7 @@ def load_adapter_weights(model: Any, adapter_dir: str | Path) -> None:
     else:
         import torch
 
-        sd = torch.load(d / "adapter_model.bin", map_location="cpu")
+        sd = torch.load(d / "adapter_model.bin", map_location="cpu", weights_only=True)
     set_peft_model_state_dict(model, sd)
 
 
@@ -282,7 +282,7 @@ def load_torch_state(ckpt_dir: str | Path, backend: TorchBackend) -> dict:
 
     d = Path(ckpt_dir)
     load_adapter_weights(backend.model, d / ADAPTER_DIR)
-    opt = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=False)
+    opt = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True)  # tensors and numbers only
     backend.optimizer.load_state_dict(opt["optimizer"])
     backend.scheduler.load_state_dict(opt["scheduler"])
     return json.loads((d / STATE_FILE).read_text())
