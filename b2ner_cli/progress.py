@@ -163,3 +163,16 @@ def stage_progress(stage: str, engine: str, spark_conf: Any, console: Console) -
     else:
         with StageProgress(console, stage) as bar:
             yield bar
+
+
+def train_with_progress(run: Any, cfg: Any, console: Console) -> Any:
+    """Run the train stage (`run(stage, cfg, on_progress=...)`) with a bar of steps, loss and samples/s."""
+    with StageProgress(console, f"train {cfg.model.family}", unit="steps") as bar:
+
+        def on_progress(state: dict[str, Any]) -> None:
+            note = (
+                f"loss {state.get('loss', float('nan')):.3f}, {state.get('samples_per_s', 0):.0f} samples/s"
+            )
+            bar.update(int(state.get("step", 0)), state.get("total"), note=note)
+
+        return run("train", cfg, on_progress=on_progress)

@@ -118,13 +118,15 @@ def fit(
     use_gpu: bool = False,
     max_failures: int = 0,
     num_to_keep: int | None = 2,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ):
     """Run `train_loop` on `train.num_workers` TorchTrainer workers over the Arrow `table` of training rows.
 
     Every worker gets the whole (small, selected) table as dataset "train" and takes its rank's share
     itself: deterministic batches on any worker count, exact replay after a resume. The loop config holds
     "cfg" (the resolved config as JSON), "run_dir", "tracking_uri" and `loop_config`. Returns
-    (ray.train.Result, run_dir); raises the training error.
+    (ray.train.Result, run_dir); raises the training error. `on_progress` gets rank 0's
+    {step, total, loss, samples, samples_per_s} about once a second (ray_train.progress).
     """
     import ray.data
     from ray.train import DataConfig, ScalingConfig
@@ -148,7 +150,10 @@ def fit(
         datasets={"train": ray.data.from_arrow(table).materialize()},
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    result = trainer.fit()
+    from ray_train.progress import watch_training
+
+    with watch_training(tc.run_name, on_progress):
+        result = trainer.fit()
     if result.error:
         raise result.error
     return result, rdir

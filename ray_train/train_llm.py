@@ -24,6 +24,7 @@ from b2ner_common import tables
 from b2ner_common.config import PROJECT_ROOT, PipelineConfig
 from b2ner_common.tables import Table
 from ray_train.common import export_final, fit, rank0_tracker, report_with_checkpoint, shard_table
+from ray_train.progress import StepReporter
 
 FAIL_ENV = "B2NER_FAIL_ONCE"  # "<marker file>:<step>": the last worker dies once at that step (tests)
 
@@ -122,6 +123,7 @@ class SFTRecipe:
         self._setup_backend()
         self._restore()
         self.tracker = rank0_tracker(self.config, self.cfg, self.rank, self.world, train_rows=len(self.rows))
+        self.progress = StepReporter(self.cfg.train.run_name) if self.rank == 0 else None
 
     def _setup_data(self) -> None:
         from b2ner_common.models.llm.sft_data import rows_from_arrow, steps_per_epoch
@@ -257,6 +259,8 @@ class SFTRecipe:
                 window_steps + 1,
             )
             done = step + 1
+            if self.progress is not None:
+                self.progress.step(done, total, float(loss), state["examples"])
             end_of_epoch = done % spe == 0 or done == total
             metrics = {
                 "step": done,
@@ -352,7 +356,7 @@ def _save_ds_adapter(backend: Any, out: Path, tok: Any, rank: int) -> None:
 # ------------------------------------------------------------------------------------------ driver
 
 
-def train_llm(cfg: PipelineConfig) -> dict[str, Any]:
+def train_llm(cfg: PipelineConfig, on_progress=None) -> dict[str, Any]:
     """Fit (or resume) the LoRA SFT run; returns a summary with the final adapter directory."""
     from b2ner_common.selection.training_rows import training_rows
 
@@ -365,6 +369,7 @@ def train_llm(cfg: PipelineConfig) -> dict[str, Any]:
         use_gpu=cfg.train.use_gpu,
         max_failures=cfg.train.llm.max_failures,
         num_to_keep=cfg.train.llm.checkpoints_to_keep,
+        on_progress=on_progress,
     )
     summary: dict[str, Any] = {"run_dir": rdir, "train_rows": table.num_rows, "metrics": result.metrics or {}}
     return {**summary, **export_final(result, rdir, "adapter")}

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from b2ner_cli.commands.ingest import wide_console
 from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, resolve_config
-from b2ner_cli.progress import StageProgress, stage_progress
+from b2ner_cli.progress import StageProgress, stage_progress, train_with_progress
 from b2ner_cli.stages import run_stage
 from b2ner_cli.summary import print_run_summary
 from b2ner_common.config import PipelineConfig
@@ -94,12 +94,7 @@ def stage_select(cfg: PipelineConfig, console: Console, results: dict[str, Any])
 
 
 def stage_train(cfg: PipelineConfig, console: Console, results: dict[str, Any]):
-    with console.status(
-        f"training {cfg.model.family} run {cfg.train.run_name!r} ({cfg.train.max_steps} steps)"
-    ):
-        summary = run_stage("train", cfg)
-    console.print(f"model: {summary.get('model', '-')} ({summary.get('seconds', '?')} s)", markup=False)
-    return summary
+    return train_with_progress(run_stage, cfg, console)
 
 
 def stage_evaluate(cfg: PipelineConfig, console: Console, results: dict[str, Any]):

@@ -27,11 +27,9 @@ def register(app: typer.Typer) -> None:
         """Train on gold/selection (joined with silver/samples); resumes a run of the same name."""
         cfg = resolve_config(config, overrides, **{"model.family": family, "train.run_name": run_name})
         console = Console(stderr=True)
-        with console.status(
-            f"training {cfg.model.family} run {cfg.train.run_name!r} on Ray "
-            f"({cfg.train.num_workers} workers, gpu={cfg.train.use_gpu})"
-        ):
-            summary = run_stage("train", cfg)
+        from b2ner_cli.progress import train_with_progress
+
+        summary = train_with_progress(run_stage, cfg, console)
         table = Table(title=f"b2ner train: {cfg.model.family} run {cfg.train.run_name}")
         table.add_column("key")
         table.add_column("value")

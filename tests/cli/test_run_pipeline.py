@@ -31,9 +31,16 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
     shown = log.getvalue()
     # What a user watches: progress lines per long stage (no terminal: one line per 10%), the stage
     # table with rows in / out, the selection per dataset and the F1 table with the language average.
-    for expected in ("ingest: ", "embed: ", "select: ", "evaluate: 100%", "rows in", "samples per dataset"):
+    for expected in (
+        "ingest: ",
+        "embed: ",
+        "select: ",
+        "train span-encoder: 100%",
+        "evaluate: 100%",
+        "rows in",
+    ):
         assert expected in shown, f"{expected!r} not in the output:\n{shown}"
-    assert "zero-shot F1" in shown and "average (1 sets)" in shown
+    assert "zero-shot F1" in shown and "average (1 sets)" in shown and "samples per dataset" in shown
     noise = capfd.readouterr()
     for line in ("PlacementGroupCleaner", "TrainingReport(", "Failed to query Ray Train Controller"):
         assert line not in noise.out + noise.err + shown, line
