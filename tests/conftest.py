@@ -5,11 +5,17 @@ Environment set here once for every suite: engines use this interpreter, nothing
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from b2ner_common import tables
+from b2ner_common.config import load_config
+from b2ner_common.schema import BRONZE_SAMPLES, Entity, Sample, samples_to_arrow
+from b2ner_common.taxonomy.job import BRONZE
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -158,3 +164,132 @@ def build_sft_warehouse(warehouse: Path, corpora: Path, n: int = 300, run: str =
 def sft_warehouse(tmp_path_factory, corpora_dir) -> Path:
     """A warehouse holding 300 selected CoNLL-2003 train sentences for LLM SFT tests."""
     return build_sft_warehouse(tmp_path_factory.mktemp("sft_wh"), corpora_dir)
+
+
+# ---------------------------------------------------------------- shared tiny inputs, as fixtures
+# Helpers several test modules use live here, never imported from another test module.
+
+
+class _PredictKit:
+    """Tiny documents, a lexicon and a local-engine config for the predict suites."""
+
+    LEXICON = {"person": ["Barack Obama", "Angela Merkel", "叶老桂"], "location": ["Paris", "Berlin", "北京"]}
+    SENTENCES = [
+        "Barack Obama visited Paris in June.",
+        "Angela Merkel stayed in Berlin for a week.",
+        "叶老桂博士在北京见面了。",
+        "Nobody else was there.",
+    ]
+
+    @staticmethod
+    def make_docs(n: int) -> list[dict]:
+        return [{"doc_id": f"d{i:04d}", "text": f"{_PredictKit.SENTENCES[i % 4]} (#{i})"} for i in range(n)]
+
+    @staticmethod
+    def write_jsonl(path, rows):
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return path
+
+    @staticmethod
+    def cfg_for(warehouse, inp, **over):
+        base = {
+            "warehouse": str(warehouse),
+            "predict.input": str(inp),
+            "predict.engine": "local",
+            "predict.labels": "[person, location]",
+            "predict.commit_every": 10,
+            "predict.batch_size": 4,
+            "predict.run_id": "r1",
+        }
+        base.update(over)
+        return load_config(None, [f"{k}={v}" for k, v in base.items()])
+
+
+@pytest.fixture
+def predict_kit() -> type[_PredictKit]:
+    return _PredictKit
+
+
+class _BronzeKit:
+    """Hand-made bronze samples of four datasets (en + zh) and a local taxonomy config."""
+
+    @staticmethod
+    def _s(ds, lang, text, ents, n):
+        out, pos = [], 0
+        for mention, label in ents:
+            start = text.index(mention, pos)
+            out.append(Entity(start, start + len(mention), label, mention))
+            pos = start + len(mention)
+        return Sample(f"{ds}-{n}", ds, "train", lang, text, out, f"{ds}/train:{n}")
+
+    BRONZE_ROWS = [
+        _s(
+            "conll2003",
+            "en",
+            "Obama visited Paris with Reuters .",
+            [("Obama", "PER"), ("Paris", "LOC"), ("Reuters", "ORG")],
+            1,
+        ),
+        _s("conll2003", "en", "German fans cheered .", [("German", "MISC")], 2),
+        _s(
+            "wnut17",
+            "en",
+            "Obama loves Paris and Reuters .",
+            [("Obama", "person"), ("Paris", "location"), ("Reuters", "corporation")],
+            1,
+        ),
+        _s("wnut17", "en", "Nothing to see .", [], 2),
+        _s("weibo", "zh", "那个男人在北京", [("那个男人", "PER.NOM"), ("北京", "GPE.NAM")], 1),
+        _s("msra", "zh", "北京欢迎你", [("北京", "LOC")], 1),
+    ]
+
+    @staticmethod
+    def _cfg(warehouse, *extra):
+        return load_config(None, [f"warehouse={warehouse}", "taxonomy.engine=local", *extra])
+
+    @staticmethod
+    def _write_bronze(warehouse, samples=None):
+        samples = _BronzeKit.BRONZE_ROWS if samples is None else samples
+        tables.write_table(
+            tables.table_path(warehouse, BRONZE),
+            samples_to_arrow(samples, BRONZE_SAMPLES),
+            merge_keys=["sample_id"],
+        )
+
+
+@pytest.fixture
+def bronze_kit() -> type[_BronzeKit]:
+    return _BronzeKit
+
+
+class _SftKit:
+    """Instruction rows (English, three texts) for the SFT suites."""
+
+    @staticmethod
+    def _rows(n: int = 6) -> list[dict]:
+        texts = [
+            ("Barack Obama visited Paris in June 2015.", [(0, 12, "person"), (21, 26, "location")]),
+            ("The Transformer model was trained using PyTorch.", [(40, 47, "software")]),
+            ("Nothing here.", []),
+        ]
+        rows = []
+        for i in range(n):
+            text, ents = texts[i % len(texts)]
+            rows.append(
+                {
+                    "sample_id": f"s{i}",
+                    "lang": "en",
+                    "text": text,
+                    "entities": [
+                        {"start": s, "end": e, "label": t.upper(), "text": text[s:e], "type": t}
+                        for s, e, t in ents
+                    ],
+                    "label_set": ["person", "location", "software", "date or period"],
+                }
+            )
+        return rows
+
+
+@pytest.fixture
+def sft_kit() -> type[_SftKit]:
+    return _SftKit

@@ -28,30 +28,6 @@ def tiny(tiny_llm_dir):
     return model, tok
 
 
-def _rows(n: int = 6) -> list[dict]:
-    texts = [
-        ("Barack Obama visited Paris in June 2015.", [(0, 12, "person"), (21, 26, "location")]),
-        ("The Transformer model was trained using PyTorch.", [(40, 47, "software")]),
-        ("Nothing here.", []),
-    ]
-    rows = []
-    for i in range(n):
-        text, ents = texts[i % len(texts)]
-        rows.append(
-            {
-                "sample_id": f"s{i}",
-                "lang": "en",
-                "text": text,
-                "entities": [
-                    {"start": s, "end": e, "label": t.upper(), "text": text[s:e], "type": t}
-                    for s, e, t in ents
-                ],
-                "label_set": ["person", "location", "software", "date or period"],
-            }
-        )
-    return rows
-
-
 def test_sft_label_masking_covers_target_and_eos_only(tiny):
     _, tok = tiny
     s = Sample(
@@ -89,12 +65,12 @@ def test_sft_pack_first_fit_decreasing_bins():
     assert len(bins) == 4  # 320 tokens need >= 4 rows of 100
 
 
-def test_sft_packed_logits_equal_unpacked(tiny):
+def test_sft_packed_logits_equal_unpacked(tiny, sft_kit):
     """Packed examples must not attend to each other: per-example logits match separate forwards."""
     import torch
 
     model, tok = tiny
-    exs = encode_rows(_rows(3), tok, seed=0, epoch=0, max_len=256)
+    exs = encode_rows(sft_kit._rows(3), tok, seed=0, epoch=0, max_len=256)
     packed = collate_packed([exs], tok.pad_token_id)
     with torch.no_grad():
         out = model(
@@ -116,9 +92,9 @@ def test_sft_padded_collate_masks_padding(tiny):
 
 
 @pytest.mark.parametrize("packing", [True, False])
-def test_sft_plan_step_same_micro_count_on_every_rank(tiny, packing):
+def test_sft_plan_step_same_micro_count_on_every_rank(tiny, packing, sft_kit):
     _, tok = tiny
-    exs = encode_rows(_rows(11), tok, seed=0, epoch=0, max_len=256)
+    exs = encode_rows(sft_kit._rows(11), tok, seed=0, epoch=0, max_len=256)
     plans = [
         plan_step(
             exs, rank=r, world=3, micro_batch_size=2, packing=packing, max_len=256, pad_id=tok.pad_token_id
@@ -132,8 +108,8 @@ def test_sft_plan_step_same_micro_count_on_every_rank(tiny, packing):
     assert targets == plans[0].num_items == sum(e.n_target for e in exs)
 
 
-def test_sft_global_batches_cover_epoch_once_and_reshuffle():
-    rows = _rows(10)
+def test_sft_global_batches_cover_epoch_once_and_reshuffle(sft_kit):
+    rows = sft_kit._rows(10)
     ep0 = [
         r["sample_id"] for s in range(3) for r in global_batch_rows(rows, s, global_batch_size=4, seed=1)[1]
     ]

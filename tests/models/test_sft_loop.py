@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from test_sft_data import _rows
 
 from b2ner_common.models.llm.sft_data import (
     IGNORE_INDEX,
@@ -35,10 +34,10 @@ def _fresh(tiny_llm_dir, **kw):
     return wrap_lora(model, r=8, alpha=16, dropout=0.0, **kw), tok
 
 
-def test_sft_loop_pinned_loss_on_fixed_batch(tiny_llm_dir):
+def test_sft_loop_pinned_loss_on_fixed_batch(tiny_llm_dir, sft_kit):
     """torchtune-style pin: the tiny random model's loss on a fixed batch (update if the fixture changes)."""
     model, tok = load_base(tiny_llm_dir)
-    exs = encode_rows(_rows(3), tok, seed=0, epoch=0, max_len=256)
+    exs = encode_rows(sft_kit._rows(3), tok, seed=0, epoch=0, max_len=256)
     batch = collate_padded(exs, tok.pad_token_id)
     n = sum(e.n_target for e in exs)
     with torch.no_grad():
@@ -71,14 +70,14 @@ def test_sft_loop_loss_ignores_prompt_tokens(tiny_llm_dir):
         assert float(lm_loss(model, collate_packed([[d]], 0), 5)) == pytest.approx(la)
 
 
-def test_sft_loop_train_steps_reduce_loss_and_touch_only_lora(tiny_llm_dir):
+def test_sft_loop_train_steps_reduce_loss_and_touch_only_lora(tiny_llm_dir, sft_kit):
     model, tok = _fresh(tiny_llm_dir)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     opt, sched = make_optimizer(
         model, lr=1e-2, betas=(0.9, 0.98), weight_decay=1e-4, total_steps=12, warmup_ratio=0.0
     )
     backend = TorchBackend(model, opt, sched)
-    exs = encode_rows(_rows(6), tok, seed=0, epoch=0, max_len=256, drop_p=0.0)
+    exs = encode_rows(sft_kit._rows(6), tok, seed=0, epoch=0, max_len=256, drop_p=0.0)
     plan = plan_step(
         exs, rank=0, world=1, micro_batch_size=2, packing=True, max_len=128, pad_id=tok.pad_token_id
     )
@@ -90,10 +89,10 @@ def test_sft_loop_train_steps_reduce_loss_and_touch_only_lora(tiny_llm_dir):
             assert torch.equal(p, frozen[n]), n
 
 
-def test_sft_loop_checkpoint_round_trip(tiny_llm_dir, tmp_path):
+def test_sft_loop_checkpoint_round_trip(tiny_llm_dir, tmp_path, sft_kit):
     exs = None
     model, tok = _fresh(tiny_llm_dir)
-    exs = encode_rows(_rows(4), tok, seed=0, epoch=0, max_len=256, drop_p=0.0)
+    exs = encode_rows(sft_kit._rows(4), tok, seed=0, epoch=0, max_len=256, drop_p=0.0)
     plan = plan_step(
         exs, rank=0, world=1, micro_batch_size=4, packing=False, max_len=256, pad_id=tok.pad_token_id
     )
@@ -126,11 +125,11 @@ def test_sft_loop_target_modules_and_missing_files(tmp_path):
         load_base(tmp_path)
 
 
-def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir):
+def test_sft_loop_epoch_eval_hook_scores_answers(tiny_llm_dir, sft_kit):
     from b2ner_common.models.llm.sft_eval import eval_examples, evaluate_rows
 
     model, tok = load_base(tiny_llm_dir)
-    rows = [{**r, "dataset": "mit_movie" if i % 2 else "crossner_ai"} for i, r in enumerate(_rows(4))]
+    rows = [{**r, "dataset": "mit_movie" if i % 2 else "crossner_ai"} for i, r in enumerate(sft_kit._rows(4))]
     exs = eval_examples(rows)
     assert exs[0][2] == " person: Barack Obama; location: Paris"  # gold answer, full label set, text order
     assert "Label Set: person, location, software, date or period" in exs[0][1]

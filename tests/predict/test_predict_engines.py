@@ -9,7 +9,6 @@ import textwrap
 import time
 
 import pytest
-from test_predict_local import LEXICON, cfg_for, make_docs, write_jsonl
 
 from b2ner_common import tables
 from b2ner_common.models.lexicon import LexiconPredictor
@@ -51,24 +50,24 @@ def _overrides(cfg) -> list[str]:
     ]
 
 
-def _expected(tmp_path, inp):
-    clean = cfg_for(tmp_path / "wh_local", inp)
-    run_local(clean, predictor=LexiconPredictor(LEXICON))
+def _expected(kit, tmp_path, inp):
+    clean = kit.cfg_for(tmp_path / "wh_local", inp)
+    run_local(clean, predictor=LexiconPredictor(kit.LEXICON))
     return read_predictions(tables.table_path(clean.warehouse, "gold/predictions"))
 
 
-def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
+def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark, predict_kit):
     from spark_jobs.predict import run_predict as run_spark
 
-    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(30))
-    expected = _expected(tmp_path, inp)
-    cfg = cfg_for(tmp_path / "wh", inp)
+    inp = predict_kit.write_jsonl(tmp_path / "docs.jsonl", predict_kit.make_docs(30))
+    expected = _expected(predict_kit, tmp_path, inp)
+    cfg = predict_kit.cfg_for(tmp_path / "wh", inp)
     out = tables.table_path(cfg.warehouse, "gold/predictions")
     script = tmp_path / "job.py"
     script.write_text(KILL_SCRIPT)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     proc = subprocess.Popen(
-        [sys.executable, str(script), json.dumps(_overrides(cfg)), json.dumps(LEXICON)],
+        [sys.executable, str(script), json.dumps(_overrides(cfg)), json.dumps(predict_kit.LEXICON)],
         env=env,
         start_new_session=True,  # its own process group: the kill takes the JVM with it
         stdout=subprocess.DEVNULL,
@@ -87,28 +86,30 @@ def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     partial = read_predictions(out).num_rows
     assert 0 < partial < 30  # killed after the first commit, before the last
-    summary = run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON))
+    summary = run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON))
     assert summary.skipped_done == partial and summary.predicted == 30 - partial
     assert read_predictions(out).equals(expected)
     # A third run has nothing to do and changes nothing.
-    assert run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(LEXICON)).predicted == 0
+    assert (
+        run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON)).predicted == 0
+    )
     assert read_predictions(out).equals(expected)
 
 
-def test_predict_ray_resumes_and_matches_local(tmp_path):
+def test_predict_ray_resumes_and_matches_local(tmp_path, predict_kit):
     from ray_train.predict import run_predict as run_ray
 
-    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(50))
-    expected = _expected(tmp_path, inp)
-    cfg = cfg_for(tmp_path / "wh", inp)
+    inp = predict_kit.write_jsonl(tmp_path / "docs.jsonl", predict_kit.make_docs(50))
+    expected = _expected(predict_kit, tmp_path, inp)
+    cfg = predict_kit.cfg_for(tmp_path / "wh", inp)
     cfg.ray.num_cpus = 2
     cfg.predict.workers = 1  # one actor + read tasks fit in 2 CPUs
     out = tables.table_path(cfg.warehouse, "gold/predictions")
     # A previous attempt committed the first 20 documents, then died.
     first = cfg.model_copy(deep=True)
     first.predict.limit = 20
-    run_local(first, predictor=LexiconPredictor(LEXICON))
-    summary = run_ray(cfg, predictor_factory=lambda: LexiconPredictor(LEXICON))
+    run_local(first, predictor=LexiconPredictor(predict_kit.LEXICON))
+    summary = run_ray(cfg, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON))
     assert (summary.skipped_done, summary.predicted) == (20, 30)
     assert summary.commits == 3
     assert read_predictions(out).equals(expected)

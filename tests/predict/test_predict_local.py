@@ -1,7 +1,5 @@
 """Batch predict, local engine: exactly-once rows, kill-and-resume equality, per-row errors, inputs."""
 
-import json
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,43 +10,12 @@ from b2ner_common.models.lexicon import LexiconPredictor
 from b2ner_common.predict.batch import InputError, predict_batch
 from b2ner_common.predict.job import read_documents, read_predictions, run_local
 
-LEXICON = {"person": ["Barack Obama", "Angela Merkel", "叶老桂"], "location": ["Paris", "Berlin", "北京"]}
-SENTENCES = [
-    "Barack Obama visited Paris in June.",
-    "Angela Merkel stayed in Berlin for a week.",
-    "叶老桂博士在北京见面了。",
-    "Nobody else was there.",
-]
-
-
-def make_docs(n: int) -> list[dict]:
-    return [{"doc_id": f"d{i:04d}", "text": f"{SENTENCES[i % 4]} (#{i})"} for i in range(n)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def cfg_for(warehouse, inp, **over):
-    base = {
-        "warehouse": str(warehouse),
-        "predict.input": str(inp),
-        "predict.engine": "local",
-        "predict.labels": "[person, location]",
-        "predict.commit_every": 10,
-        "predict.batch_size": 4,
-        "predict.run_id": "r1",
-    }
-    base.update(over)
-    return load_config(None, [f"{k}={v}" for k, v in base.items()])
-
 
 class DiesAfter:
     """A predictor that dies like a killed worker (SystemExit is not an Exception) after `n` documents."""
 
-    def __init__(self, n):
-        self.inner = LexiconPredictor(LEXICON)
+    def __init__(self, n, lexicon):
+        self.inner = LexiconPredictor(lexicon)
         self.name = self.inner.name
         self.left = n
 
@@ -59,10 +26,10 @@ class DiesAfter:
         return self.inner.predict(texts, labels)
 
 
-def test_predict_local_rows_and_idempotent_rerun(tmp_path):
-    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(35))
-    cfg = cfg_for(tmp_path / "wh", inp)
-    s = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+def test_predict_local_rows_and_idempotent_rerun(tmp_path, predict_kit):
+    inp = predict_kit.write_jsonl(tmp_path / "docs.jsonl", predict_kit.make_docs(35))
+    cfg = predict_kit.cfg_for(tmp_path / "wh", inp)
+    s = run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))
     assert (s.input_docs, s.predicted, s.ok, s.errors, s.commits) == (35, 35, 35, 0, 4)
     rows = read_predictions(tables.table_path(cfg.warehouse, "gold/predictions"), "r1").to_pylist()
     assert len(rows) == 35
@@ -71,37 +38,40 @@ def test_predict_local_rows_and_idempotent_rerun(tmp_path):
         (0, 12, "person", "Barack Obama"),
         (21, 26, "location", "Paris"),
     ]
-    s2 = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    s2 = run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))
     assert (s2.skipped_done, s2.predicted, s2.commits) == (35, 0, 0)
     assert read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).num_rows == 35
 
 
-def test_predict_local_kill_and_resume_equals_uninterrupted(tmp_path):
-    inp = write_jsonl(tmp_path / "docs.jsonl", make_docs(47))
-    clean = cfg_for(tmp_path / "wh_clean", inp)
-    run_local(clean, predictor=LexiconPredictor(LEXICON))
+def test_predict_local_kill_and_resume_equals_uninterrupted(tmp_path, predict_kit):
+    inp = predict_kit.write_jsonl(tmp_path / "docs.jsonl", predict_kit.make_docs(47))
+    clean = predict_kit.cfg_for(tmp_path / "wh_clean", inp)
+    run_local(clean, predictor=LexiconPredictor(predict_kit.LEXICON))
     expected = read_predictions(tables.table_path(clean.warehouse, "gold/predictions"))
 
-    cfg = cfg_for(tmp_path / "wh", inp)
+    cfg = predict_kit.cfg_for(tmp_path / "wh", inp)
     out = tables.table_path(cfg.warehouse, "gold/predictions")
     with pytest.raises(SystemExit):
-        run_local(cfg, predictor=DiesAfter(25))  # dies inside the third commit slice
+        run_local(cfg, predictor=DiesAfter(25, predict_kit.LEXICON))  # dies inside the third commit slice
     assert read_predictions(out).num_rows == 20  # two commits of 10 survived, nothing partial
-    resumed = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    resumed = run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))
     assert (resumed.skipped_done, resumed.predicted) == (20, 27)
     assert read_predictions(out).equals(expected)
 
 
-def test_predict_local_per_row_errors_are_rows(tmp_path):
+def test_predict_local_per_row_errors_are_rows(tmp_path, predict_kit):
     class Fragile(LexiconPredictor):
         def predict(self, texts, labels):
             if any("BOOM" in t for t in texts):
                 raise RuntimeError("cannot handle BOOM")
             return super().predict(texts, labels)
 
-    rows = make_docs(6) + [{"doc_id": "bad", "text": "BOOM Paris"}, {"doc_id": "null", "text": None}]
-    cfg = cfg_for(tmp_path / "wh", write_jsonl(tmp_path / "d.jsonl", rows))
-    s = run_local(cfg, predictor=Fragile(LEXICON))
+    rows = predict_kit.make_docs(6) + [
+        {"doc_id": "bad", "text": "BOOM Paris"},
+        {"doc_id": "null", "text": None},
+    ]
+    cfg = predict_kit.cfg_for(tmp_path / "wh", predict_kit.write_jsonl(tmp_path / "d.jsonl", rows))
+    s = run_local(cfg, predictor=Fragile(predict_kit.LEXICON))
     got = {
         r["doc_id"]: r
         for r in read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
@@ -112,8 +82,8 @@ def test_predict_local_per_row_errors_are_rows(tmp_path):
     assert got["d0000"]["status"] == "ok" and len(got["d0000"]["entities"]) == 2
 
 
-def test_predict_local_parquet_delta_inputs_labels_column_and_derived_ids(tmp_path):
-    docs = make_docs(5)
+def test_predict_local_parquet_delta_inputs_labels_column_and_derived_ids(tmp_path, predict_kit):
+    docs = predict_kit.make_docs(5)
     for i, d in enumerate(docs):
         d["labels"] = "location" if i % 2 else ["person"]
     docs[1]["labels"] = "location"
@@ -127,37 +97,47 @@ def test_predict_local_parquet_delta_inputs_labels_column_and_derived_ids(tmp_pa
         ]
     )
     pq.write_table(t, tmp_path / "docs.parquet")
-    cfg = cfg_for(tmp_path / "wh", tmp_path / "docs.parquet", **{"predict.labels_column": "labels"})
+    cfg = predict_kit.cfg_for(
+        tmp_path / "wh", tmp_path / "docs.parquet", **{"predict.labels_column": "labels"}
+    )
     a = read_documents(cfg)
     assert a["doc_id"].to_pylist() == read_documents(cfg)["doc_id"].to_pylist()  # stable without an id column
     assert len(set(a["doc_id"].to_pylist())) == 5
     tables.write_table(str(tmp_path / "delta_in"), t)
-    cfg_delta = cfg_for(tmp_path / "wh", tmp_path / "delta_in", **{"predict.labels_column": "labels"})
+    cfg_delta = predict_kit.cfg_for(
+        tmp_path / "wh", tmp_path / "delta_in", **{"predict.labels_column": "labels"}
+    )
     assert read_documents(cfg_delta).equals(a)
-    run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))
     rows = read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()
     by_text = {r["doc_id"]: {e["label"] for e in r["entities"]} for r in rows}
     ids = a["doc_id"].to_pylist()
     assert by_text[ids[0]] == {"person"} and by_text[ids[1]] == {"location"}
 
 
-def test_predict_local_input_errors_name_the_fix(tmp_path):
-    inp = write_jsonl(tmp_path / "d.jsonl", [{"body": "x"}])
+def test_predict_local_input_errors_name_the_fix(tmp_path, predict_kit):
+    inp = predict_kit.write_jsonl(tmp_path / "d.jsonl", [{"body": "x"}])
     with pytest.raises(InputError, match="text_column"):
-        read_documents(cfg_for(tmp_path, inp))
+        read_documents(predict_kit.cfg_for(tmp_path, inp))
     with pytest.raises(InputError, match="does not exist"):
-        read_documents(cfg_for(tmp_path, tmp_path / "missing.jsonl"))
+        read_documents(predict_kit.cfg_for(tmp_path, tmp_path / "missing.jsonl"))
 
 
-def test_predict_batch_without_labels_is_an_error_row(tmp_path):
+def test_predict_batch_without_labels_is_an_error_row(tmp_path, predict_kit):
     import pandas as pd
 
-    cfg = cfg_for(tmp_path, tmp_path / "x.jsonl", **{"predict.labels": "[]"})
-    out = predict_batch(pd.DataFrame(make_docs(2)), LexiconPredictor(LEXICON), run_id="r", labels=[], cfg=cfg)
+    cfg = predict_kit.cfg_for(tmp_path, tmp_path / "x.jsonl", **{"predict.labels": "[]"})
+    out = predict_batch(
+        pd.DataFrame(predict_kit.make_docs(2)),
+        LexiconPredictor(predict_kit.LEXICON),
+        run_id="r",
+        labels=[],
+        cfg=cfg,
+    )
     assert out["status"].tolist() == ["error: no labels"] * 2
 
 
-def test_predict_local_rerun_retries_error_rows_and_counts_the_table(tmp_path):
+def test_predict_local_rerun_retries_error_rows_and_counts_the_table(tmp_path, predict_kit):
     """Error rows are not done: a re-run with the cause fixed redoes them (issue 14.8)."""
 
     class Fragile(LexiconPredictor):
@@ -166,16 +146,16 @@ def test_predict_local_rerun_retries_error_rows_and_counts_the_table(tmp_path):
                 raise RuntimeError("cannot handle BOOM")
             return super().predict(texts, labels)
 
-    rows = make_docs(4) + [{"doc_id": "bad", "text": "BOOM Paris"}]
-    cfg = cfg_for(tmp_path / "wh", write_jsonl(tmp_path / "d.jsonl", rows))
-    first = run_local(cfg, predictor=Fragile(LEXICON))
+    rows = predict_kit.make_docs(4) + [{"doc_id": "bad", "text": "BOOM Paris"}]
+    cfg = predict_kit.cfg_for(tmp_path / "wh", predict_kit.write_jsonl(tmp_path / "d.jsonl", rows))
+    first = run_local(cfg, predictor=Fragile(predict_kit.LEXICON))
     assert first.errors == 1 and first.table_rows == 5 and first.table_errors == 1
     kept = run_local(
         cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"retry_errors": False})}),
-        predictor=LexiconPredictor(LEXICON),
+        predictor=LexiconPredictor(predict_kit.LEXICON),
     )
     assert kept.predicted == 0 and kept.table_errors == 1  # retry_errors=false keeps them
-    again = run_local(cfg, predictor=LexiconPredictor(LEXICON))  # the cause fixed
+    again = run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))  # the cause fixed
     assert again.skipped_done == 4 and again.predicted == 1 and again.ok == 1
     assert again.table_rows == 5 and again.table_errors == 0
     got = {
@@ -185,11 +165,11 @@ def test_predict_local_rerun_retries_error_rows_and_counts_the_table(tmp_path):
     assert len(got) == 5 and got["bad"]["status"] == "ok"
 
 
-def test_predict_local_null_text_without_id_column_gets_its_own_error_row(tmp_path):
+def test_predict_local_null_text_without_id_column_gets_its_own_error_row(tmp_path, predict_kit):
     """Null and empty texts used to share one content id; the null one was dropped (issue 14.9)."""
-    inp = write_jsonl(tmp_path / "d.jsonl", [{"text": ""}, {"text": None}, {"text": "Paris"}])
-    cfg = cfg_for(tmp_path / "wh", inp, **{"predict.id_column": "nope"})
-    s = run_local(cfg, predictor=LexiconPredictor(LEXICON))
+    inp = predict_kit.write_jsonl(tmp_path / "d.jsonl", [{"text": ""}, {"text": None}, {"text": "Paris"}])
+    cfg = predict_kit.cfg_for(tmp_path / "wh", inp, **{"predict.id_column": "nope"})
+    s = run_local(cfg, predictor=LexiconPredictor(predict_kit.LEXICON))
     statuses = sorted(
         r["status"]
         for r in read_predictions(tables.table_path(cfg.warehouse, "gold/predictions")).to_pylist()

@@ -6,17 +6,11 @@ import pytest
 
 from b2ner_cli.main import main
 from b2ner_common import tables
-from b2ner_common.config import load_config
 from b2ner_common.schema import (
-    BRONZE_SAMPLES,
     LABEL_CONFLICTS,
     SILVER_SAMPLES,
-    Entity,
-    Sample,
-    samples_to_arrow,
 )
 from b2ner_common.taxonomy.job import (
-    BRONZE,
     CONFLICTS,
     SILVER,
     CheckFailed,
@@ -29,58 +23,15 @@ from b2ner_common.taxonomy.job import (
 from b2ner_common.taxonomy.report import write_report
 
 
-def _s(ds, lang, text, ents, n):
-    out, pos = [], 0
-    for mention, label in ents:
-        start = text.index(mention, pos)
-        out.append(Entity(start, start + len(mention), label, mention))
-        pos = start + len(mention)
-    return Sample(f"{ds}-{n}", ds, "train", lang, text, out, f"{ds}/train:{n}")
-
-
-BRONZE_ROWS = [
-    _s(
-        "conll2003",
-        "en",
-        "Obama visited Paris with Reuters .",
-        [("Obama", "PER"), ("Paris", "LOC"), ("Reuters", "ORG")],
-        1,
-    ),
-    _s("conll2003", "en", "German fans cheered .", [("German", "MISC")], 2),
-    _s(
-        "wnut17",
-        "en",
-        "Obama loves Paris and Reuters .",
-        [("Obama", "person"), ("Paris", "location"), ("Reuters", "corporation")],
-        1,
-    ),
-    _s("wnut17", "en", "Nothing to see .", [], 2),
-    _s("weibo", "zh", "那个男人在北京", [("那个男人", "PER.NOM"), ("北京", "GPE.NAM")], 1),
-    _s("msra", "zh", "北京欢迎你", [("北京", "LOC")], 1),
-]
-
-
-def _cfg(warehouse, *extra):
-    return load_config(None, [f"warehouse={warehouse}", "taxonomy.engine=local", *extra])
-
-
-def _write_bronze(warehouse, samples=BRONZE_ROWS):
-    tables.write_table(
-        tables.table_path(warehouse, BRONZE),
-        samples_to_arrow(samples, BRONZE_SAMPLES),
-        merge_keys=["sample_id"],
-    )
-
-
-def test_taxonomy_job_apply_local_is_idempotent(warehouse):
-    _write_bronze(warehouse)
-    cfg = _cfg(warehouse)
+def test_taxonomy_job_apply_local_is_idempotent(warehouse, bronze_kit):
+    bronze_kit._write_bronze(warehouse)
+    cfg = bronze_kit._cfg(warehouse)
     assert check_counts(cfg, bronze_label_counts(cfg)) == []
     first = apply_local(cfg)
     again = apply_local(cfg)
     silver = tables.read_table(tables.table_path(warehouse, SILVER))
     assert silver.schema == SILVER_SAMPLES
-    assert first.rows == again.rows == silver.num_rows == len(BRONZE_ROWS)
+    assert first.rows == again.rows == silver.num_rows == len(bronze_kit.BRONZE_ROWS)
     rows = {r["sample_id"]: r for r in silver.to_pylist()}
     assert [e["type"] for e in rows["conll2003-1"]["entities"]] == ["person", "location", "organization"]
     assert [e["type"] for e in rows["wnut17-1"]["entities"]] == ["person", "location", "company"]
@@ -95,9 +46,12 @@ def test_taxonomy_job_apply_local_is_idempotent(warehouse):
     }
 
 
-def test_taxonomy_job_apply_fails_on_unmapped_labels(warehouse):
-    _write_bronze(warehouse, [*BRONZE_ROWS, _s("conll2003", "en", "Foo bar .", [("Foo", "GEO")], 9)])
-    cfg = _cfg(warehouse)
+def test_taxonomy_job_apply_fails_on_unmapped_labels(warehouse, bronze_kit):
+    bronze_kit._write_bronze(
+        warehouse,
+        [*bronze_kit.BRONZE_ROWS, bronze_kit._s("conll2003", "en", "Foo bar .", [("Foo", "GEO")], 9)],
+    )
+    cfg = bronze_kit._cfg(warehouse)
     with pytest.raises(CheckFailed, match="conll2003:GEO"):
         apply_local(cfg)
     assert not tables.table_exists(tables.table_path(warehouse, SILVER))
@@ -105,9 +59,9 @@ def test_taxonomy_job_apply_fails_on_unmapped_labels(warehouse):
     assert main(["taxonomy", "apply", f"warehouse={warehouse}", "--engine", "local"]) == 1
 
 
-def test_taxonomy_job_conflicts_and_report(warehouse, tmp_path):
-    _write_bronze(warehouse)
-    cfg = _cfg(warehouse, "taxonomy.min_self_ratio=0")
+def test_taxonomy_job_conflicts_and_report(warehouse, tmp_path, bronze_kit):
+    bronze_kit._write_bronze(warehouse)
+    cfg = bronze_kit._cfg(warehouse, "taxonomy.min_self_ratio=0")
     apply_local(cfg)
     rep = conflicts_local(cfg)
     conflicts_local(cfg)  # idempotent: the rows of both modes are replaced
@@ -133,8 +87,8 @@ def test_taxonomy_job_conflicts_and_report(warehouse, tmp_path):
     assert (tmp_path / "rep" / "conflict_heatmap.png").stat().st_size > 1000
 
 
-def test_taxonomy_cli_local_end_to_end(warehouse, tmp_path):
-    _write_bronze(warehouse)
+def test_taxonomy_cli_local_end_to_end(warehouse, tmp_path, bronze_kit):
+    bronze_kit._write_bronze(warehouse)
     w = f"warehouse={warehouse}"
     assert main(["taxonomy", "check", w]) == 0
     assert main(["taxonomy", "apply", w, "--engine", "local"]) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from test_taxonomy_jobs import BRONZE_ROWS, _cfg, _s, _write_bronze
 
 from b2ner_common import tables
 from b2ner_common.taxonomy.job import SILVER, apply_local, conflicts_local, read_conflicts
@@ -16,15 +15,18 @@ def _silver(wh):
     return sorted(rows, key=lambda r: r["sample_id"])
 
 
-def test_taxonomy_spark_matches_local(spark, tmp_path):
+def test_taxonomy_spark_matches_local(spark, tmp_path, bronze_kit):
     from spark_jobs.conflicts import run_conflicts
     from spark_jobs.taxonomy import run_taxonomy
 
-    samples = [*BRONZE_ROWS, _s("msra", "zh", "我爱北京天安门", [("北京", "LOC"), ("天安门", "LOC")], 2)]
+    samples = [
+        *bronze_kit.BRONZE_ROWS,
+        bronze_kit._s("msra", "zh", "我爱北京天安门", [("北京", "LOC"), ("天安门", "LOC")], 2),
+    ]
     local_wh, spark_wh = tmp_path / "local", tmp_path / "spark"
     for wh in (local_wh, spark_wh):
-        _write_bronze(wh, samples)
-    local_cfg, spark_cfg = _cfg(local_wh), _cfg(spark_wh)
+        bronze_kit._write_bronze(wh, samples)
+    local_cfg, spark_cfg = bronze_kit._cfg(local_wh), bronze_kit._cfg(spark_wh)
     apply_local(local_cfg)
     run_taxonomy(spark_cfg, spark)
     run_taxonomy(spark_cfg, spark)  # idempotent
