@@ -50,6 +50,12 @@ def _overrides(cfg) -> list[str]:
     ]
 
 
+def _lexicon_factory(lexicon: dict):
+    """A factory Spark and Ray can pickle: it holds the lexicon, not the conftest class it came from."""
+    lexicon = {k: list(v) for k, v in lexicon.items()}
+    return lambda: LexiconPredictor(lexicon)
+
+
 def _expected(kit, tmp_path, inp):
     clean = kit.cfg_for(tmp_path / "wh_local", inp)
     run_local(clean, predictor=LexiconPredictor(kit.LEXICON))
@@ -86,13 +92,11 @@ def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark, predict
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     partial = read_predictions(out).num_rows
     assert 0 < partial < 30  # killed after the first commit, before the last
-    summary = run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON))
+    summary = run_spark(cfg, spark, predictor_factory=_lexicon_factory(predict_kit.LEXICON))
     assert summary.skipped_done == partial and summary.predicted == 30 - partial
     assert read_predictions(out).equals(expected)
     # A third run has nothing to do and changes nothing.
-    assert (
-        run_spark(cfg, spark, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON)).predicted == 0
-    )
+    assert run_spark(cfg, spark, predictor_factory=_lexicon_factory(predict_kit.LEXICON)).predicted == 0
     assert read_predictions(out).equals(expected)
 
 
@@ -109,7 +113,7 @@ def test_predict_ray_resumes_and_matches_local(tmp_path, predict_kit):
     first = cfg.model_copy(deep=True)
     first.predict.limit = 20
     run_local(first, predictor=LexiconPredictor(predict_kit.LEXICON))
-    summary = run_ray(cfg, predictor_factory=lambda: LexiconPredictor(predict_kit.LEXICON))
+    summary = run_ray(cfg, predictor_factory=_lexicon_factory(predict_kit.LEXICON))
     assert (summary.skipped_done, summary.predicted) == (20, 30)
     assert summary.commits == 3
     assert read_predictions(out).equals(expected)
