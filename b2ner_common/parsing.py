@@ -5,8 +5,9 @@ strays from it (fullwidth punctuation, wrong case, a label the prompt never offe
 not contain, a segment cut by the token limit). `parse_answer` never raises: every segment it cannot use
 becomes a `ParseProblem`, counted and reported by the caller.
 
-Locating mentions: left to right from the start of the previous entity, so repeated mentions take
-successive occurrences; then case-insensitive; then whitespace-insensitive (Chinese output with spaces
+Locating mentions: left to right from the start of the previous entity, preferring an occurrence that
+overlaps no entity placed so far ("New York" after "New York Times" is the later one, not the one inside the
+organization), so repeated mentions take successive occurrences; then case-insensitive; then whitespace-insensitive (Chinese output with spaces
 inserted, English with spaces around punctuation); then anywhere in the text; then without wrapping quotes.
 """
 
@@ -144,8 +145,19 @@ def _patterns(mention: str) -> list[re.Pattern]:
     ]
 
 
-def _find(text: str, pattern: re.Pattern, pos: int, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
-    """First match at or after pos that is not taken, preferring matches on word boundaries."""
+def _overlaps(span: tuple[int, int], spans: Iterable[tuple[int, int]]) -> bool:
+    return any(a < span[1] and span[0] < b for a, b in spans)
+
+
+def _find(
+    text: str,
+    pattern: re.Pattern,
+    pos: int,
+    taken: set[tuple[int, int]],
+    avoid: set[tuple[int, int]] | None = None,
+) -> tuple[int, int] | None:
+    """First match at or after pos that is not taken (and, when `avoid` is given, overlaps none of its
+    spans), preferring matches on word boundaries."""
     fallback = None
     p = pos
     while p <= len(text):
@@ -153,7 +165,7 @@ def _find(text: str, pattern: re.Pattern, pos: int, taken: set[tuple[int, int]])
         if m is None:
             break
         span = (m.start(), m.end())
-        if span[1] > span[0] and span not in taken:
+        if span[1] > span[0] and span not in taken and not (avoid and _overlaps(span, avoid)):
             if _on_boundary(text, *span):
                 return span
             fallback = fallback or span
@@ -179,9 +191,12 @@ def locate(text: str, pairs: Sequence[tuple[str, str]]) -> tuple[list[PredictedE
         if stripped and stripped != mention:
             candidates.append(stripped)
         span = None
-        for excluded in (taken_any, used):
+        # Tiers, best first: a fresh occurrence clear of every entity so far ("New York" after "New York
+        # Times" takes the later, free occurrence, not the one inside the organization); then one nested
+        # in an earlier entity; then, only when the mention occurs nowhere else, a span another label holds.
+        for excluded, avoid in ((taken_any, taken_any), (taken_any, None), (used, None)):
             for cand in candidates:
-                span = _search(text, _patterns(cand), cursor, excluded)
+                span = _search(text, _patterns(cand), cursor, excluded, avoid)
                 if span:
                     break
             if span:
@@ -199,12 +214,16 @@ def locate(text: str, pairs: Sequence[tuple[str, str]]) -> tuple[list[PredictedE
 
 
 def _search(
-    text: str, pats: list[re.Pattern], cursor: int, excluded: set[tuple[int, int]]
+    text: str,
+    pats: list[re.Pattern],
+    cursor: int,
+    excluded: set[tuple[int, int]],
+    avoid: set[tuple[int, int]] | None,
 ) -> tuple[int, int] | None:
     # Prefer "after the previous entity" over "anywhere": the answer lists entities in text order.
     for start_at in (cursor, 0):
         for pat in pats:
-            span = _find(text, pat, start_at, excluded)
+            span = _find(text, pat, start_at, excluded, avoid)
             if span:
                 return span
     return None
