@@ -116,6 +116,95 @@ def tiny_llm_dir(tmp_path_factory) -> Path:
     return build_tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
 
 
+REMOTE_CODE = Path(__file__).parent / "fixtures_llm" / "remote_code"
+
+
+def train_sentencepiece(out_file: Path, *, legacy_whitespace: bool = True, vocab_size: int = 400) -> Path:
+    """A SentencePiece BPE model trained here on TINY_TEXTS (no download).
+
+    legacy_whitespace: no whitespace normalization, as in Llama-2's model: a text that starts with a space
+    gets an extra "▁" piece (" person" -> ["▁", "▁person"]).
+    """
+    import sentencepiece as spm
+
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TINY_TEXTS * 30),
+        model_prefix=str(out_file.with_suffix("")),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        hard_vocab_limit=False,
+        remove_extra_whitespaces=not legacy_whitespace,
+        normalization_rule_name="identity" if legacy_whitespace else "nmt_nfkc",
+        minloglevel=2,
+    )
+    return out_file.with_suffix(".model")
+
+
+def build_tiny_remote_code_llm(out_dir: Path, seed: int = 0) -> Path:
+    """A model directory that needs trust_remote_code, like InternLM2's: config.json and
+    tokenizer_config.json name modules shipped in the directory (`auto_map`); model_type `internlm2`
+    (unknown to transformers), fused `wqkv`; a slow SentencePiece tokenizer trained here."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in REMOTE_CODE.glob("*.py"):
+        shutil.copy(f, out_dir / f.name)
+    sp = train_sentencepiece(out_dir / "tokenizer.model")
+    import sentencepiece
+
+    vocab = sentencepiece.SentencePieceProcessor(model_file=str(sp)).get_piece_size()
+    (out_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "internlm2",
+                "architectures": ["TinyInternLM2ForCausalLM"],
+                "auto_map": {
+                    "AutoConfig": "configuration_tiny_internlm2.TinyInternLM2Config",
+                    "AutoModelForCausalLM": "modeling_tiny_internlm2.TinyInternLM2ForCausalLM",
+                },
+                "vocab_size": vocab,
+                "pad_token_id": 0,
+                "bos_token_id": 2,
+                "eos_token_id": 3,
+            }
+        )
+    )
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "TinySPTokenizer",
+                "auto_map": {"AutoTokenizer": ["tokenization_tiny_sp.TinySPTokenizer", None]},
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "pad_token": "<pad>",
+            }
+        )
+    )
+    cfg = AutoConfig.from_pretrained(out_dir, trust_remote_code=True, local_files_only=True)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=True)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_remote_code_llm_dir(tmp_path_factory) -> Path:
+    """Directory of a tiny random custom-code model (InternLM2-like) + SentencePiece tokenizer."""
+    return build_tiny_remote_code_llm(tmp_path_factory.mktemp("tiny_remote_code_llm"))
+
+
 CONLL_TYPES = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
 
 

@@ -111,3 +111,77 @@ def test_models_llm_vllm_needs_gpu_package(tiny_llm_dir):
         pass
     with pytest.raises(RuntimeError, match="vllm"):
         load_predictor(ModelConfig(family="llm", path=str(tiny_llm_dir), backend="vllm"))
+
+
+# ------------------------------------------------------------------ custom-code models (InternLM2-like)
+
+
+def test_models_llm_custom_code_model_is_refused_without_trust_and_names_the_key(tiny_remote_code_llm_dir):
+    from b2ner_common.models.llm.predictor import custom_code_parts
+
+    parts = custom_code_parts(tiny_remote_code_llm_dir)
+    assert [p.split(" ")[0] for p in parts] == ["model", "tokenizer"]
+    assert "internlm2" in parts[0]
+    with pytest.raises(PermissionError, match="model.trust_remote_code=true"):
+        load_predictor(ModelConfig(family="llm", path=str(tiny_remote_code_llm_dir)))
+
+
+def test_models_llm_custom_code_model_loads_and_generates_with_trust(tiny_remote_code_llm_dir):
+    pred = load_predictor(
+        ModelConfig(
+            family="llm", path=str(tiny_remote_code_llm_dir), trust_remote_code=True, max_new_tokens=4
+        )
+    )
+    out = pred.predict_detailed(TEXTS[:2], ["person", "location"])
+    assert len(out) == 2 and all(isinstance(p.raw_output, str) for p in out)
+
+
+def test_models_llm_custom_code_model_with_lora_adapter_on_wqkv(tiny_remote_code_llm_dir, tmp_path):
+    from b2ner_common.models.llm.predictor import load_hf
+    from b2ner_common.models.llm.sft_loop import load_base, save_adapter, wrap_lora
+
+    with pytest.raises(PermissionError, match="model.trust_remote_code"):
+        load_base(tiny_remote_code_llm_dir)
+    model, tok = load_base(tiny_remote_code_llm_dir, trust_remote_code=True)
+    assert type(tok).__name__ == "TinySPTokenizer"  # the directory's own SentencePiece tokenizer
+    peft_model = wrap_lora(model, r=4, alpha=8)  # model_type internlm2 -> the fused wqkv projection
+    assert "wqkv" in {n.split(".")[-4] for n, _ in peft_model.named_parameters() if "lora_A" in n}
+    save_adapter(peft_model, tmp_path / "adapter", tok)
+    merged, tok2 = load_hf(tiny_remote_code_llm_dir, tmp_path / "adapter", trust_remote_code=True)
+    assert type(tok2).__name__ == "TinySPTokenizer"
+    with pytest.raises(PermissionError, match="tokenizer"):
+        load_hf(tiny_remote_code_llm_dir, tmp_path / "adapter")
+
+
+def test_models_llm_vllm_gets_trust_remote_code(tiny_remote_code_llm_dir, monkeypatch):
+    """vLLM is not installed here: a stand-in module records what the predictor passes to vllm.LLM."""
+    import sys
+    import types
+
+    import torch
+
+    seen = {}
+
+    class FakeLLM:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def get_tokenizer(self):
+            return None
+
+    fake = types.ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = FakeLLM, lambda **kw: kw
+    lora = types.ModuleType("vllm.lora.request")
+    lora.LoRARequest = lambda *a: a
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", lora)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    from b2ner_common.models.llm.predictor import _vllm_generate_fn
+
+    cfg = ModelConfig(family="llm", path=str(tiny_remote_code_llm_dir), backend="vllm")
+    with pytest.raises(PermissionError, match="model.trust_remote_code"):
+        _vllm_generate_fn(tiny_remote_code_llm_dir, None, cfg)
+    cfg = cfg.model_copy(update={"trust_remote_code": True})
+    _vllm_generate_fn(tiny_remote_code_llm_dir, None, cfg)
+    assert seen["trust_remote_code"] is True and seen["model"] == str(tiny_remote_code_llm_dir)

@@ -60,6 +60,52 @@ def check_model_dir(path: str | Path, *, adapter: bool = False) -> Path:
     return p
 
 
+def custom_code_parts(model_dir: str | Path) -> list[str]:
+    """What in a local model (or tokenizer) directory runs code shipped in the directory itself.
+
+    A part needs it when its JSON names a module of the directory in `auto_map` and transformers has no
+    class of its own for it: config.json (`model_type` unknown to transformers, e.g. InternLM2's
+    `internlm2`) -> "model"; tokenizer_config.json (`tokenizer_class` not in transformers) -> "tokenizer".
+    Returns the parts, each with the reason, e.g. ["model (config.json auto_map, model_type 'internlm2')"].
+    """
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    d = Path(model_dir)
+    parts = []
+    cfg_file, tok_file = d / "config.json", d / "tokenizer_config.json"
+    if cfg_file.is_file():
+        cfg = json.loads(cfg_file.read_text())
+        if cfg.get("auto_map") and cfg.get("model_type") not in CONFIG_MAPPING_NAMES:
+            parts.append(f"model (config.json auto_map, model_type {cfg.get('model_type')!r})")
+    if tok_file.is_file():
+        tok = json.loads(tok_file.read_text())
+        cls = str(tok.get("tokenizer_class") or "")
+        if (tok.get("auto_map") or {}).get("AutoTokenizer") and not hasattr(transformers, cls):
+            parts.append(f"tokenizer (tokenizer_config.json auto_map, tokenizer_class {cls!r})")
+    return parts
+
+
+def check_remote_code(dirs: Sequence[str | Path | None], trust_remote_code: bool) -> None:
+    """Refuse, with the fix named, to load directories whose own Python code would have to run.
+
+    Without this, transformers asks on stdin (a batch job hangs or fails with a generic message) and a
+    custom tokenizer may silently fall back to a different one. With model.trust_remote_code=true the code
+    in the directory runs, exactly as the model's authors ship it: read it first.
+    """
+    if trust_remote_code:
+        return
+    found = [f"{d}: {part}" for d in dirs if d is not None for part in custom_code_parts(d)]
+    if found:
+        raise PermissionError(
+            "these model files need their own Python code to load: "
+            + "; ".join(found)
+            + ". Set model.trust_remote_code=true to run it (read the *.py files in the directory first), "
+            "or use a model transformers supports natively; InternLM2 (the released B2NER adapters): "
+            "docs/inference.md#internlm2"
+        )
+
+
 def resolve_model_dirs(path: str, base_model: str = "") -> tuple[Path, Path | None]:
     """(base model dir, adapter dir or None) from model.path / model.base_model.
 
@@ -184,8 +230,19 @@ def _fit_prompt_fn(tokenizer, max_input_tokens: int):
     return fit
 
 
-def load_hf(base_dir: Path, adapter_dir: Path | None, *, device: str = "cpu", dtype: str = "auto"):
-    """(model, tokenizer) from local dirs; the adapter's own tokenizer wins when it ships one."""
+def load_hf(
+    base_dir: Path,
+    adapter_dir: Path | None,
+    *,
+    device: str = "cpu",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+):
+    """(model, tokenizer) from local dirs; the adapter's own tokenizer wins when it ships one.
+
+    trust_remote_code: run the Python code a directory ships (config/model/tokenizer classes named in its
+    `auto_map`, e.g. InternLM2); without it such a directory is refused (`check_remote_code`).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -198,8 +255,13 @@ def load_hf(base_dir: Path, adapter_dir: Path | None, *, device: str = "cpu", dt
         if adapter_dir and any((adapter_dir / f).is_file() for f in _TOKENIZER_FILES)
         else base_dir
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, dtype=torch_dtype)
+    check_remote_code([base_dir, tok_dir], trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(tok_dir), local_files_only=True, trust_remote_code=trust_remote_code
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_dir), local_files_only=True, dtype=torch_dtype, trust_remote_code=trust_remote_code
+    )
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -222,8 +284,10 @@ def _vllm_generate_fn(base_dir: Path, adapter_dir: Path | None, cfg):
 
     if not torch.cuda.is_available():
         raise RuntimeError("model.backend=vllm needs a CUDA GPU; none is visible (use model.backend=hf)")
+    check_remote_code([base_dir], cfg.trust_remote_code)
     llm = vllm.LLM(
         model=str(base_dir),
+        trust_remote_code=cfg.trust_remote_code,
         enable_lora=adapter_dir is not None,
         max_lora_rank=64,
         gpu_memory_utilization=cfg.gpu_memory_utilization,
@@ -249,7 +313,13 @@ def load_llm_predictor(model_cfg) -> LLMPredictor:
         # vLLM schedules its own batches: hand it everything at once.
         batch = 1 << 30
     else:
-        model, tokenizer = load_hf(base_dir, adapter_dir, device=model_cfg.device, dtype=model_cfg.dtype)
+        model, tokenizer = load_hf(
+            base_dir,
+            adapter_dir,
+            device=model_cfg.device,
+            dtype=model_cfg.dtype,
+            trust_remote_code=model_cfg.trust_remote_code,
+        )
         gen = _hf_generate_fn(
             model, tokenizer, max_new_tokens=model_cfg.max_new_tokens, device=model_cfg.device
         )

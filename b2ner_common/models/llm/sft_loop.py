@@ -45,26 +45,40 @@ def target_modules_for(model_type: str, configured: Sequence[str] = ()) -> list[
         ) from None
 
 
-def load_base(model_dir: str | Path, *, bf16: bool = False, adapter_dir: str | Path | None = None):
+def load_base(
+    model_dir: str | Path,
+    *,
+    bf16: bool = False,
+    adapter_dir: str | Path | None = None,
+    trust_remote_code: bool = False,
+):
     """(model, tokenizer) from a local directory, no network; the error names missing files.
 
     `adapter_dir` (a published or earlier peft adapter) supplies the tokenizer when it ships one.
     A tokenizer without a pad token gets pad = EOS (padding is masked out of attention and loss).
+    trust_remote_code (model.trust_remote_code): run the code a directory ships (InternLM2); without it such
+    a directory is refused with the fix named.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from b2ner_common.models.llm.predictor import check_model_dir
+    from b2ner_common.models.llm.predictor import check_model_dir, check_remote_code
 
     base = check_model_dir(model_dir)
     tok_dir = base
     if adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file():
         tok_dir = Path(adapter_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    check_remote_code([base, tok_dir], trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(tok_dir), local_files_only=True, trust_remote_code=trust_remote_code
+    )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(
-        str(base), local_files_only=True, dtype=torch.bfloat16 if bf16 else torch.float32
+        str(base),
+        local_files_only=True,
+        dtype=torch.bfloat16 if bf16 else torch.float32,
+        trust_remote_code=trust_remote_code,
     )
     return model, tokenizer
 
