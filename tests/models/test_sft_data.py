@@ -122,3 +122,74 @@ def test_sft_global_batches_cover_epoch_once_and_reshuffle(sft_kit):
         for r in global_batch_rows(rows, s, global_batch_size=4, seed=1)[1]
     ]
     assert ep1 != ep0
+
+
+@pytest.mark.parametrize(
+    "text, labels, lang, target",
+    [
+        (
+            "Barack Obama visited Paris.",
+            ["person", "location"],
+            "en",
+            " person: Barack Obama; location: Paris",
+        ),
+        ("浙商银行企业信贷部叶老桂博士", ["人名", "组织机构"], "zh", " 组织机构: 浙商银行; 人名: 叶老桂"),
+        ("Nothing here.", ["person"], "en", " None"),
+    ],
+)
+def test_sft_target_tokenized_as_inference_sees_it_with_sentencepiece(
+    tiny_remote_code_llm_dir, text, labels, lang, target
+):
+    """A legacy SentencePiece tokenizer gives a target alone an extra "▁"; the example must not train it."""
+    from transformers import AutoTokenizer
+
+    from b2ner_common.prompts import format_prompt
+
+    tok = AutoTokenizer.from_pretrained(
+        tiny_remote_code_llm_dir, trust_remote_code=True, local_files_only=True
+    )
+    prompt = format_prompt(text, labels, lang)
+    alone = tok(target, add_special_tokens=False)["input_ids"]
+    ex = encode_example(tok, prompt, target, max_len=1024)
+    p = tok(prompt)["input_ids"]
+    assert ex.input_ids[: len(p)] == p  # the prompt exactly as the predictor feeds it
+    assert ex.input_ids == tok(prompt + target)["input_ids"] + [tok.eos_token_id]
+    assert ex.labels[: len(p)] == [IGNORE_INDEX] * len(p) and ex.labels[len(p) :] == ex.input_ids[len(p) :]
+    # Tokenized alone, the target carries one extra "▁" in front: what the old encoding trained.
+    assert tok.convert_ids_to_tokens(alone[0]) == "▁" and alone[1:] == ex.input_ids[len(p) : -1]
+    assert tok.decode(ex.input_ids[len(p) : -1]) == target.strip()
+
+
+class _MergingTokenizer:
+    """Characters, except ": " is one token: "A:" + " b" tokenizes differently joined than apart."""
+
+    eos_token_id = 0
+
+    def __init__(self, fast: bool):
+        self.is_fast = fast
+
+    def _pieces(self, text):
+        out, i = [], 0
+        while i < len(text):
+            n = 2 if text[i : i + 2] == ": " else 1
+            out.append((text[i : i + n], i, i + n))
+            i += n
+        return out
+
+    def __call__(self, text, add_special_tokens=True, return_offsets_mapping=False):
+        pieces = self._pieces(text)
+        enc = {"input_ids": [sum(map(ord, p)) for p, _, _ in pieces]}
+        if return_offsets_mapping:
+            enc["offset_mapping"] = [(a, b) for _, a, b in pieces]
+        return enc
+
+
+def test_sft_target_across_a_merged_boundary_keeps_the_inference_prompt():
+    from b2ner_common.models.llm.sft_data import EncodeStats
+
+    for fast in (True, False):
+        tok, stats = _MergingTokenizer(fast), EncodeStats()
+        ex = encode_example(tok, "A:", " b", max_len=16, stats=stats)
+        assert ex.input_ids[:2] == tok("A:")["input_ids"]  # never the merged ": " token
+        assert ex.input_ids[-1] == 0
+        assert stats.target_apart == (0 if fast else 1)

@@ -6,11 +6,15 @@ from the full (small) selected set, so each worker knows every micro-batch of ev
 collective is needed, every worker runs the same number of micro-steps (DDP/ZeRO collectives stay
 in lock-step), and a resumed run replays exactly the same batches from the checkpointed step.
 
-Token layout of one example (what inference sees, then the target):
-    tokenizer(prompt) [with the tokenizer's own special tokens, e.g. BOS]
-    + tokenizer(target, add_special_tokens=False) + [EOS]
-Labels are -100 on the prompt part, so the loss covers the answer and EOS only.
-The prompt is tokenized on its own, exactly as the predictor tokenizes it at inference time.
+Token layout of one example (what the model sees at inference, then what it should generate):
+    tokenizer(prompt + target) [with the tokenizer's own special tokens, e.g. BOS] + [EOS]
+Labels are -100 on the first len(tokenizer(prompt)) tokens, so the loss covers the answer and EOS only.
+Prompt and target are tokenized together because tokenizing the target on its own is not what the model
+sees: a legacy SentencePiece tokenizer (Llama-2 style, no whitespace normalization) turns " person: X"
+alone into ["▁", "▁person", ...] but after "Answer:" into ["▁person", ...], so a separately tokenized target
+trains one extra "▁" before every answer. The prompt's own tokens are checked to be a prefix of the joint
+tokens (the predictor feeds exactly those); where a tokenizer merges across the boundary, the fast
+tokenizer's offsets split it, else the target is tokenized alone and the example counted (`EncodeStats`).
 
 Packing: several examples share one row of `max_len` tokens; `position_ids` restart at 0 for every
 example and no attention_mask is passed. transformers (>= 4.5x, both sdpa/eager and flash-attention
@@ -53,16 +57,46 @@ class EncodeStats:
     examples: int = 0
     truncated: int = 0  # cut at the end to max_len (target partly lost)
     skipped: list[str] = field(default_factory=list)  # sample ids whose prompt alone fills max_len
+    target_apart: int = 0  # targets tokenized on their own (prompt tokens not a prefix, no offsets)
 
 
-def encode_example(tokenizer: Any, prompt: str, target: str, max_len: int) -> Example | None:
+def target_tokens(
+    tokenizer: Any, prompt: str, target: str, prompt_ids: Sequence[int]
+) -> tuple[list[int], bool]:
+    """The target's token ids as they follow `prompt_ids` when prompt + target is tokenized as one text.
+
+    Returns (ids, joint): joint is False when the joint tokenization does not start with `prompt_ids` and
+    no offsets can split it, so the target had to be tokenized on its own.
+    """
+    full = list(tokenizer(prompt + target)["input_ids"])
+    n = len(prompt_ids)
+    if full[:n] == list(prompt_ids):
+        return full[n:], True
+    if getattr(tokenizer, "is_fast", False):
+        # A token merged across the boundary: keep the prompt as inference sees it and take the joint
+        # tokens that start inside the target.
+        enc = tokenizer(prompt + target, return_offsets_mapping=True)
+        return [
+            i
+            for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+            if a >= len(prompt) and b > a
+        ], True
+    return list(tokenizer(target, add_special_tokens=False)["input_ids"]), False
+
+
+def encode_example(
+    tokenizer: Any, prompt: str, target: str, max_len: int, stats: EncodeStats | None = None
+) -> Example | None:
     """Token ids + masked labels for prompt + target + EOS; None when the prompt leaves no target room.
 
-    Longer examples are cut at the end (B2NER does the same); `truncated` says so.
+    The target is tokenized in context (`target_tokens`); longer examples are cut at the end (B2NER does
+    the same); `truncated` says so.
     """
     p = list(tokenizer(prompt)["input_ids"])
-    t = list(tokenizer(target, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
+    t, joint = target_tokens(tokenizer, prompt, target, p)
+    if not joint and stats is not None:
+        stats.target_apart += 1
+    if tokenizer.eos_token_id is not None and (not t or t[-1] != tokenizer.eos_token_id):
         t.append(tokenizer.eos_token_id)
     if len(p) >= max_len:
         return None
@@ -104,7 +138,7 @@ def encode_rows(
             definitions=(definitions_by_lang or {}).get(row.get("lang") or "en") or definitions,
             label_name=label_name,
         )
-        ex = encode_example(tokenizer, prompt, target, max_len)
+        ex = encode_example(tokenizer, prompt, target, max_len, stats)
         if stats is not None:
             stats.examples += 1
         if ex is None:
