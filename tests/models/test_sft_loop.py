@@ -166,3 +166,32 @@ def test_sft_loop_continue_from_published_adapter(tiny_llm_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         wrap_lora(load_base(tiny_llm_dir)[0], adapter_dir=tmp_path / "empty")
+
+
+def _tiny_bloom():
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(0)
+    return BloomForCausalLM(BloomConfig(vocab_size=300, hidden_size=64, n_layer=2, n_head=4)).eval()
+
+
+def test_sft_loop_packing_check_refuses_bloom_and_names_the_fix():
+    from b2ner_common.models.llm.sft_loop import check_packing
+
+    with pytest.raises(ValueError, match=r"'bloom'.*train\.llm\.packing=false"):
+        check_packing(_tiny_bloom())
+
+
+def test_sft_loop_packing_check_passes_llama_and_refuses_own_mask_code(
+    tiny_llm_dir, tiny_remote_code_llm_dir
+):
+    from b2ner_common.models.llm.sft_loop import check_packing
+
+    model, _ = load_base(tiny_llm_dir)
+    model.train()
+    check_packing(wrap_lora(model, r=4, alpha=8))  # LoRA-wrapped, in train mode: still fine
+    assert model.training
+    custom, _ = load_base(tiny_remote_code_llm_dir, trust_remote_code=True)
+    with pytest.raises(ValueError, match="internlm2"):
+        check_packing(custom)

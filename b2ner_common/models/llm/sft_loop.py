@@ -116,6 +116,62 @@ def wrap_lora(
     return get_peft_model(model, cfg)
 
 
+def check_packing(model: Any, *, seed: int = 0) -> None:
+    """Refuse packing for a model whose packed rows are not the same as separate examples.
+
+    Packing (`collate_packed`) relies on the model separating examples by restarting `position_ids`.
+    Architectures that ignore position ids or build their own mask (Bloom's ALiBi, InternLM2's and
+    Baichuan's own code) let an example attend to the one before it. On a tiny random batch this checks
+    (1) that changing the first example of a packed row leaves the second example's logits unchanged, and
+    (2) that packed logits equal separate forwards. Raises ValueError naming the architecture and the fix.
+    """
+    import torch
+
+    from b2ner_common.models.llm.sft_data import Example, collate_packed
+
+    vocab = int(model.config.vocab_size)
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    a, a2, b = (torch.randint(4, vocab, (n,), generator=gen).tolist() for n in (7, 7, 5))
+
+    def packed(first: list[int]):
+        batch = collate_packed([[Example(first, first), Example(b, b)]], pad_id=0)
+        return (
+            model(
+                input_ids=batch["input_ids"].to(device),
+                position_ids=batch["position_ids"].to(device),
+                use_cache=False,
+            )
+            .logits[0]
+            .float()
+        )
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            one, two = packed(a), packed(a2)
+            alone = [
+                model(input_ids=torch.tensor([x], device=device), use_cache=False).logits[0].float()
+                for x in (a, b)
+            ]
+    finally:
+        model.train(was_training)
+    fp32 = next(model.parameters()).dtype == torch.float32
+    scale = float(max(t.abs().max() for t in alone))
+    tol = 1e-3 if fp32 else 3e-2 * max(1.0, scale)  # bf16/fp16: kernel-shape noise, not leakage
+    leak = float((one[len(a) :] - two[len(a) :]).abs().max())
+    diff = max(float((one[: len(a)] - alone[0]).abs().max()), float((one[len(a) :] - alone[1]).abs().max()))
+    if leak > tol or diff > tol:
+        arch = getattr(model.config, "model_type", type(model).__name__)
+        raise ValueError(
+            f"packing is not safe for model_type {arch!r}: examples packed into one row "
+            f"{'see each other' if leak > tol else 'differ from separate forwards'} "
+            f"(max logit difference {max(leak, diff):.2e} > {tol:.0e}); this architecture does not separate "
+            "examples by position_ids. Set train.llm.packing=false (one example per row, padded)."
+        )
+
+
 def lm_loss(model: Any, batch: dict[str, Any], num_items: int):
     """Summed next-token cross-entropy over target tokens / `num_items` (a token-weighted mean).
 
