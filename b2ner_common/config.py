@@ -188,7 +188,15 @@ class LLMTrainConfig(Section):
     bf16: bool = False  # bf16 weights/compute (GPU); fp32 on CPU
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% more compute
     betas: tuple[float, float] = (0.9, 0.98)
-    warmup_ratio: float = 0.03  # linear warm-up share of all steps, then cosine decay to 0
+    warmup_ratio: float = 0.03  # linear warm-up share of all steps, then lr_schedule
+    # After warm-up: "cosine" decays to 0 by the last step (ours); "constant" keeps the peak LR (official B2NER).
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    # With target_modules empty: "attention" = q/k/v/o projections (ours, more capacity); "qkv" = q/k/v only,
+    # fused where the architecture fuses them (InternLM2 wqkv; the official B2NER recipe).
+    lora_targets: Literal["attention", "qkv"] = "attention"
+    # "token": every target token weighs the same (long answers dominate); "example": every example weighs
+    # the same (a " None" answer counts as much as a long one; the official B2NER recipe).
+    loss_average: Literal["token", "example"] = "token"
     max_grad_norm: float = 1.0
     max_labels: int = 18  # labels per prompt (positives first, random negatives fill)
     label_dropout: float = 0.1  # each prompt label dropped with its entities

@@ -195,3 +195,91 @@ def test_sft_loop_packing_check_passes_llama_and_refuses_own_mask_code(
     custom, _ = load_base(tiny_remote_code_llm_dir, trust_remote_code=True)
     with pytest.raises(ValueError, match="internlm2"):
         check_packing(custom)
+
+
+def test_sft_loop_official_preset_loads_with_warmup_then_constant_lr(tiny_llm_dir):
+    from b2ner_common.config import PROJECT_ROOT, load_config
+    from b2ner_common.models.llm.sft_loop import make_optimizer, target_modules_for
+
+    cfg = load_config(PROJECT_ROOT / "configs" / "train_llm_b2ner_official.yaml")
+    llm = cfg.train.llm
+    assert (llm.lr_schedule, llm.loss_average, llm.lora_targets) == ("constant", "example", "qkv")
+    assert (llm.lora_r, llm.lora_alpha, llm.lora_dropout, llm.max_len, llm.warmup_ratio) == (
+        32,
+        64,
+        0.05,
+        4096,
+        0.02,
+    )
+    assert (cfg.train.global_batch_size, cfg.train.epochs, cfg.train.lr, llm.deepspeed, llm.bf16) == (
+        128,
+        5,
+        3e-4,
+        "zero2",
+        True,
+    )
+    assert not llm.resample_per_epoch and cfg.model.max_new_tokens == 1024
+    assert target_modules_for("internlm2", [], llm.lora_targets) == ["wqkv"]
+    assert target_modules_for("llama", [], llm.lora_targets) == ["q_proj", "k_proj", "v_proj"]
+    model, _ = load_base(tiny_llm_dir)
+    total = 100
+    opt, sched = make_optimizer(
+        wrap_lora(model, r=4, alpha=8, lora_targets=llm.lora_targets),
+        lr=cfg.train.lr,
+        betas=llm.betas,
+        weight_decay=cfg.train.weight_decay,
+        total_steps=total,
+        warmup_ratio=llm.warmup_ratio,
+        schedule=llm.lr_schedule,
+    )
+    lrs = []
+    for _ in range(total):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1.5e-4)  # warm-up: 2% of 100 steps, linear
+    assert lrs[1:] == pytest.approx([3e-4] * (total - 1))  # then constant to the last step
+    _, cos = make_optimizer(
+        model, lr=3e-4, betas=(0.9, 0.98), weight_decay=0, total_steps=total, warmup_ratio=0.02
+    )
+    for _ in range(total - 1):
+        cos.step()
+    assert cos.get_last_lr()[0] < 1e-6  # our default decays to 0
+
+
+def test_sft_loop_example_average_weighs_every_example_the_same(tiny_llm_dir):
+    """loss_average=example: the step loss is the mean over examples of each example's mean token loss."""
+    from b2ner_common.models.llm.sft_data import Example, plan_step
+
+    model, _ = load_base(tiny_llm_dir)
+    exs = [
+        Example([2, 10, 11, 12, 13, 14, 15, 16], [IGNORE_INDEX, IGNORE_INDEX, 11, 12, 13, 14, 15, 16]),
+        Example(
+            [2, 20, 21, 22], [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 22]
+        ),  # a short " None"-like answer
+    ]
+    per_example = []
+    with torch.no_grad():
+        for e in exs:
+            logits = model(input_ids=torch.tensor([e.input_ids])).logits[0, :-1]
+            per_example.append(
+                torch.nn.functional.cross_entropy(
+                    logits, torch.tensor(e.labels[1:]), ignore_index=IGNORE_INDEX
+                )
+            )
+        for packing in (True, False):
+            plan = plan_step(
+                exs,
+                rank=0,
+                world=1,
+                micro_batch_size=2,
+                packing=packing,
+                max_len=64,
+                pad_id=0,
+                loss_average="example",
+            )
+            assert plan.num_items == 2
+            loss = sum(lm_loss(model, b, plan.num_items) for b in plan.micro_batches)
+            torch.testing.assert_close(loss, torch.stack(per_example).mean(), atol=1e-5, rtol=1e-5)
+        token = plan_step(exs, rank=0, world=1, micro_batch_size=2, packing=False, max_len=64, pad_id=0)
+        assert token.num_items == 7 and "loss_weights" not in token.micro_batches[0]

@@ -169,8 +169,15 @@ def pack(lengths: Sequence[int], max_len: int) -> list[list[int]]:
     return bins
 
 
-def collate_padded(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
-    """One example per row, right-padded: input_ids, labels, attention_mask (LongTensors)."""
+def _example_weights(e: Example) -> list[float]:
+    """Per-token loss weight for example averaging: 1 / (the example's target tokens) on every token
+    (only target tokens count; the label mask removes the rest)."""
+    return [1.0 / max(e.n_target, 1)] * len(e)
+
+
+def collate_padded(examples: Sequence[Example], pad_id: int, weights: bool = False) -> dict[str, Any]:
+    """One example per row, right-padded: input_ids, labels, attention_mask (LongTensors); with
+    `weights`, `loss_weights` for example-averaged loss (`_example_weights`)."""
     import torch
 
     width = max(len(e) for e in examples)
@@ -181,11 +188,18 @@ def collate_padded(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
         ids[r, : len(e)] = torch.tensor(e.input_ids)
         labels[r, : len(e)] = torch.tensor(e.labels)
         mask[r, : len(e)] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if weights:
+        w = torch.zeros((len(examples), width), dtype=torch.float32)
+        for r, e in enumerate(examples):
+            w[r, : len(e)] = torch.tensor(_example_weights(e))
+        out["loss_weights"] = w
+    return out
 
 
-def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int) -> dict[str, Any]:
-    """Several examples per row: input_ids, labels, position_ids restarting per example; no mask.
+def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int, weights: bool = False) -> dict[str, Any]:
+    """Several examples per row: input_ids, labels, position_ids restarting per example; no mask; with
+    `weights`, `loss_weights` for example-averaged loss.
 
     Row padding is a trailing pseudo-example (positions restart at 0, labels ignored), so padding
     never attends into real tokens either.
@@ -205,18 +219,27 @@ def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int) -> dict[str, 
             pos[r, at : at + n] = torch.arange(n)
             at += n
         pos[r, at:] = torch.arange(width - at)
-    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+    out = {"input_ids": ids, "labels": labels, "position_ids": pos}
+    if weights:
+        w = torch.zeros((len(rows), width), dtype=torch.float32)
+        for r, row in enumerate(rows):
+            w[r, : sum(len(e) for e in row)] = torch.tensor([x for e in row for x in _example_weights(e)])
+        out["loss_weights"] = w
+    return out
 
 
-def dummy_batch(pad_id: int) -> dict[str, Any]:
+def dummy_batch(pad_id: int, weights: bool = False) -> dict[str, Any]:
     """A one-token batch with no target: keeps a worker in step when it has no rows left this step."""
     import torch
 
-    return {
+    out = {
         "input_ids": torch.full((1, 2), pad_id, dtype=torch.long),
         "labels": torch.full((1, 2), IGNORE_INDEX, dtype=torch.long),
         "attention_mask": torch.ones((1, 2), dtype=torch.long),
     }
+    if weights:
+        out["loss_weights"] = torch.zeros((1, 2), dtype=torch.float32)
+    return out
 
 
 @dataclass(slots=True)
@@ -224,7 +247,9 @@ class StepPlan:
     """What one worker runs in one optimizer step."""
 
     micro_batches: list[dict[str, Any]]
-    num_items: int  # target tokens of the whole global batch (all workers), for the loss normalizer
+    # The loss normalizer over the whole global batch (all workers): target tokens (token average) or
+    # examples with a target (example average).
+    num_items: int
     tokens: int  # real (non-pad) tokens of this worker's micro-batches
     examples: int  # examples of this worker
 
@@ -238,12 +263,16 @@ def plan_step(
     packing: bool,
     max_len: int,
     pad_id: int,
+    loss_average: str = "token",
 ) -> StepPlan:
     """Split one global batch into this worker's micro-batches (same count on every worker).
 
     Rows (packed bins, or single examples) are dealt round-robin to workers; a worker with fewer
     rows than the others gets empty `dummy_batch`es so collectives stay matched.
+    loss_average: "token" (every target token weighs the same) or "example" (every example does; the
+    micro-batches carry `loss_weights`).
     """
+    w = loss_average == "example"
     rows = pack([len(e) for e in examples], max_len) if packing else [[i] for i in range(len(examples))]
     n_micro = max(1, math.ceil(len(rows) / (world * micro_batch_size)))
     mine = rows[rank::world]
@@ -251,14 +280,14 @@ def plan_step(
     for m in range(n_micro):
         chunk = mine[m * micro_batch_size : (m + 1) * micro_batch_size]
         if not chunk:
-            micro.append(dummy_batch(pad_id))
+            micro.append(dummy_batch(pad_id, w))
         elif packing:
-            micro.append(collate_packed([[examples[i] for i in row] for row in chunk], pad_id))
+            micro.append(collate_packed([[examples[i] for i in row] for row in chunk], pad_id, w))
         else:
-            micro.append(collate_padded([examples[row[0]] for row in chunk], pad_id))
+            micro.append(collate_padded([examples[row[0]] for row in chunk], pad_id, w))
     return StepPlan(
         micro_batches=micro,
-        num_items=sum(e.n_target for e in examples),
+        num_items=sum(1 for e in examples if e.n_target) if w else sum(e.n_target for e in examples),
         tokens=sum(len(examples[i]) for row in mine for i in row),
         examples=sum(len(row) for row in mine),
     )
@@ -298,6 +327,7 @@ def iter_steps(
     packing: bool,
     max_len: int,
     resample_per_epoch: bool = True,
+    loss_average: str = "token",
     max_labels: int = 18,
     drop_p: float = 0.1,
     label_name: LabelNamer | None = None,
@@ -335,6 +365,7 @@ def iter_steps(
                 packing=packing,
                 max_len=max_len,
                 pad_id=pad_id,
+                loss_average=loss_average,
             ),
         )
 

@@ -32,16 +32,35 @@ TARGET_MODULES: dict[str, list[str]] = {
 }
 
 
-def target_modules_for(model_type: str, configured: Sequence[str] = ()) -> list[str]:
-    """Configured modules if any, else the architecture's attention projections (error names the fix)."""
+# The official B2NER recipe: the query/key/value projections only (no output projection); one fused
+# module where the architecture fuses them (InternLM2's `wqkv`, Baichuan's `W_pack`, Bloom's `query_key_value`).
+QKV_MODULES: dict[str, list[str]] = {
+    **{t: ["q_proj", "k_proj", "v_proj"] for t in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2")},
+    "internlm2": ["wqkv"],
+    "baichuan": ["W_pack"],
+    "bloom": ["query_key_value"],
+    "gpt_neox": ["query_key_value"],
+    "falcon": ["query_key_value"],
+    "phi3": ["qkv_proj"],
+}
+LORA_TARGETS = {"attention": TARGET_MODULES, "qkv": QKV_MODULES}
+
+
+def target_modules_for(
+    model_type: str, configured: Sequence[str] = (), preset: str = "attention"
+) -> list[str]:
+    """Configured modules if any, else the architecture's modules for `preset` (train.llm.lora_targets):
+    "attention" = q/k/v/o projections (our default), "qkv" = q/k/v only (the official B2NER recipe).
+    The error names the fix."""
     if configured:
         return list(configured)
+    table = LORA_TARGETS[preset]
     try:
-        return TARGET_MODULES[model_type]
+        return table[model_type]
     except KeyError:
         raise ValueError(
             f"no default LoRA target modules for model_type {model_type!r}; set train.llm.target_modules "
-            f"(known: {sorted(TARGET_MODULES)})"
+            f"(known: {sorted(table)})"
         ) from None
 
 
@@ -92,8 +111,11 @@ def wrap_lora(
     target_modules: Sequence[str] = (),
     adapter_dir: str | Path | None = None,
     gradient_checkpointing: bool = False,
+    lora_targets: str = "attention",
 ):
-    """A trainable peft model: a fresh LoRA, or `adapter_dir` loaded trainable (continue training)."""
+    """A trainable peft model: a fresh LoRA, or `adapter_dir` loaded trainable (continue training).
+
+    target_modules empty: the architecture's modules for `lora_targets` (`target_modules_for`)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if gradient_checkpointing:
@@ -109,7 +131,7 @@ def wrap_lora(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=target_modules_for(model.config.model_type, target_modules),
+        target_modules=target_modules_for(model.config.model_type, target_modules, lora_targets),
         task_type="CAUSAL_LM",
         bias="none",
     )
@@ -172,26 +194,31 @@ def check_packing(model: Any, *, seed: int = 0) -> None:
         )
 
 
-def lm_loss(model: Any, batch: dict[str, Any], num_items: int):
-    """Summed next-token cross-entropy over target tokens / `num_items` (a token-weighted mean).
+def lm_loss(model: Any, batch: dict[str, Any], num_items: float):
+    """Summed next-token cross-entropy over target tokens / `num_items`.
 
-    Dividing by the global batch's target-token count (not per micro-batch) weights every target token
-    equally whatever the packing and accumulation; DDP/ZeRO then average the per-worker gradients, so
-    the caller passes num_items / world_size to each worker.
+    Token average (no `loss_weights` in the batch): num_items = the global batch's target tokens, so every
+    target token weighs the same whatever the packing and accumulation. Example average
+    (`train.llm.loss_average: example`): the batch carries `loss_weights` = 1 / (target tokens of the
+    token's example) and num_items = the global batch's examples, so every example weighs the same (a
+    short " None" answer as much as a long one). DDP/ZeRO then average the per-worker gradients, so the
+    caller passes num_items / world_size to each worker.
     """
     import torch.nn.functional as F
 
     device = next(p.device for p in model.parameters())
-    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+    inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "loss_weights")}
     labels = batch["labels"].to(device)
     logits = model(**inputs, use_cache=False).logits
-    loss = F.cross_entropy(
+    per_token = F.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(),
         labels[:, 1:].flatten(),
         ignore_index=IGNORE_INDEX,
-        reduction="sum",
+        reduction="none",
     )
-    return loss / max(num_items, 1)
+    if "loss_weights" in batch:
+        per_token = per_token * batch["loss_weights"].to(device)[:, 1:].flatten()
+    return per_token.sum() / max(num_items, 1)
 
 
 def cosine_schedule(total_steps: int, warmup_ratio: float):
@@ -207,6 +234,20 @@ def cosine_schedule(total_steps: int, warmup_ratio: float):
     return factor
 
 
+def constant_schedule(total_steps: int, warmup_ratio: float):
+    """LambdaLR factor: linear warm-up over warmup_ratio of the steps, then the peak LR to the end (the
+    official B2NER DeepSpeed config's warm-up scheduler, which overrides the cosine one it also names)."""
+    warm = max(0, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        return (step + 1) / warm if step < warm else 1.0
+
+    return factor
+
+
+LR_SCHEDULES = {"cosine": cosine_schedule, "constant": constant_schedule}
+
+
 def make_optimizer(
     model: Any,
     *,
@@ -215,13 +256,15 @@ def make_optimizer(
     weight_decay: float,
     total_steps: int,
     warmup_ratio: float,
+    schedule: str = "cosine",
 ):
-    """AdamW over the trainable (LoRA) parameters + the warm-up/cosine scheduler."""
+    """AdamW over the trainable (LoRA) parameters + the warm-up scheduler: then cosine decay to 0
+    (`schedule="cosine"`, our default) or constant (`"constant"`, the official B2NER recipe)."""
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_schedule(total_steps, warmup_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, LR_SCHEDULES[schedule](total_steps, warmup_ratio))
     return opt, sched
 
 
