@@ -4,13 +4,24 @@
     python bench/train_gpu.py --arch llama    # Llama-2-7B shape
     python bench/train_gpu.py --tiny          # CPU smoke run of the same code path (tiny config, fp32)
 
+    python bench/train_gpu.py --mode train    # GPU: the real `b2ner train` path (Ray Train + DeepSpeed ZeRO-2)
+    python bench/train_gpu.py --mode train --tiny   # CPU smoke run of that path (2 CPU workers, no DeepSpeed)
+
 Measures, per variant (packing / no packing): real (non-pad) tokens/s per GPU, peak memory and MFU =
-model FLOPs / elapsed / peak FLOP/s, the peak measured on the same device with a large matmul.
+model FLOPs / elapsed / peak FLOP/s. MFU is reported against the GPU's **spec** dense bf16 peak (the
+standard definition; table `SPEC_BF16_TFLOPS`, or --peak-tflops) and, beside it, against the peak measured
+on the same device with a large matmul (always lower than spec, so that MFU reads higher: not comparable
+with published MFU numbers).
 Model FLOPs per token (LoRA: frozen weights get no weight gradient):
     4 * N_frozen + 6 * N_lora  (forward 2N, input-gradient 2N; LoRA weights also their weight-gradient)
     + attention scores/values: 3 * 2 * 2 * n_layers * d_model * L_ctx / 2 per token (causal, fwd + 2x bwd)
-with L_ctx the example's own length (packed examples do not attend to each other). Activation
-recomputation (gradient checkpointing) is not counted: MFU counts useful model FLOPs only.
+with L_ctx the example's own length (packed examples do not attend to each other). N_frozen leaves out
+the input embedding (a table lookup, no matmul; the output projection is counted; a tied embedding counts
+once, as the output projection). Activation recomputation (gradient checkpointing) is not counted: MFU
+counts useful model FLOPs only.
+`--mode loop` (default) times `sft_loop.train_step` in one process; `--mode train` times `b2ner train`
+itself (`bench/train_path.py`: a random model directory of the same shape, a synthetic warehouse, Ray
+Train workers, DeepSpeed ZeRO-2 on GPU) and reads the trainer's own tokens/s for the timed window.
 Sequence lengths: synthetic B2NER-like prompts + answers, lognormal with median 260 tokens (18 labels,
 a sentence or short paragraph, an answer), clipped to [96, 2048]. Writes bench/results/train_gpu.json.
 """
@@ -37,6 +48,38 @@ from b2ner_common.models.llm.sft_data import (
 from b2ner_common.models.llm.sft_loop import TorchBackend, make_optimizer, train_step, wrap_lora
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_gpu.json"
+
+# Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s. Matched against
+# torch.cuda.get_device_name() in order (the first key contained in the name wins).
+SPEC_BF16_TFLOPS: dict[str, float] = {
+    "H200 NVL": 835.0,
+    "H200": 989.4,  # H200 SXM
+    "H100 NVL": 835.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.4,  # H100 SXM (device name "NVIDIA H100 80GB HBM3")
+    "A100": 312.0,  # SXM and PCIe
+}
+
+
+def spec_peak_flops(device_name: str, override_tflops: float | None = None) -> float | None:
+    """The spec dense bf16 peak FLOP/s of a GPU by name (None when not in the table and not given)."""
+    if override_tflops:
+        return override_tflops * 1e12
+    for key, tflops in SPEC_BF16_TFLOPS.items():
+        if key.lower() in device_name.lower():
+            return tflops * 1e12
+    return None
+
+
+def matmul_params(model) -> tuple[int, int]:
+    """(frozen, LoRA) parameter counts that take part in matmuls: the input embedding is a lookup and is
+    left out, unless it is tied to the output projection (then it is counted once, as that)."""
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    tied = out is not None and out.weight is emb  # tied weights are one Parameter
+    n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return n_frozen - (0 if tied else emb.numel()), n_lora
 
 
 def model_config(arch: str, tiny: bool):
@@ -137,7 +180,20 @@ def main() -> None:
     ap.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing")
     ap.add_argument("--attn", default="sdpa", help="attn_implementation: sdpa | flash_attention_2 | eager")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument(
+        "--mode", choices=["loop", "train"], default="loop", help="plain loop | the real b2ner train"
+    )
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="spec bf16 peak for a GPU not in the table"
+    )
+    ap.add_argument("--gpus", type=int, default=1, help="--mode train: Ray Train workers (one per GPU)")
     args = ap.parse_args()
+    if args.mode == "train":
+        from train_path import (
+            run_train_path,
+        )  # bench/train_path.py (bench/ is on sys.path when run as a script)
+
+        return run_train_path(args)
 
     from transformers import AutoModelForCausalLM
 
@@ -159,7 +215,9 @@ def main() -> None:
         gradient_checkpointing=args.grad_ckpt,
     )
     n_total = sum(p.numel() for p in model.parameters())
-    n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_frozen, n_lora = matmul_params(model)
+    device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    spec = spec_peak_flops(device_name, args.peak_tflops)
     steps, warmup = (2, 1) if args.tiny else (args.steps, args.warmup)
     batch = 16 if args.tiny else args.batch
     max_len = 512 if args.tiny else args.max_len
@@ -190,7 +248,7 @@ def main() -> None:
         tokens = sum(p.tokens for p in timed)
         slots = sum(int(mb["input_ids"].numel()) for p in timed for mb in p.micro_batches)
         flops = sum(
-            flops_per_example(int(n), n_total - n_lora, n_lora, cfg.num_hidden_layers, cfg.hidden_size)
+            flops_per_example(int(n), n_frozen, n_lora, cfg.num_hidden_layers, cfg.hidden_size)
             for p in timed
             for mb in p.micro_batches
             for n in _example_lengths(mb)
@@ -203,7 +261,8 @@ def main() -> None:
                 "pad_fraction": 1 - tokens / slots,
                 "step_s": elapsed / len(timed),
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
-                "mfu": flops / elapsed / peak,
+                "mfu": flops / elapsed / spec if spec else None,  # against the spec peak (standard)
+                "mfu_vs_measured_peak": flops / elapsed / peak,
             }
         )
         del opt, sched, backend
@@ -211,7 +270,7 @@ def main() -> None:
             torch.cuda.empty_cache()
 
     meta = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "device": device_name,
         "arch": "tiny-llama" if args.tiny else args.arch,
         "params_total": n_total,
         "params_lora": n_lora,
@@ -220,25 +279,40 @@ def main() -> None:
         "grad_ckpt": args.grad_ckpt,
         "batch_examples": batch,
         "max_len": max_len,
+        "params_matmul_frozen": n_frozen,
+        "peak_flops_spec": spec,
         "peak_flops_measured": peak,
         "steps": steps,
+        "mode": "loop",
     }
-    print(
-        f"{meta['arch']} on {meta['device']}: {n_total / 1e6:.1f} M params, LoRA {n_lora / 1e6:.2f} M, "
-        f"peak matmul {peak / 1e12:.1f} TFLOP/s ({meta['dtype']})"
-    )
-    print(
-        f"{'packing':>8} {'micro':>6} {'tok/s':>10} {'pad %':>6} {'step s':>8} {'peak GiB':>9} {'MFU %':>6}"
-    )
-    for r in results:
-        mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
-        print(
-            f"{r['packing']!s:>8} {r['micro_batch_rows']:>6} {r['tokens_per_s']:>10.0f} "
-            f"{100 * r['pad_fraction']:>6.1f} {r['step_s']:>8.2f} {mem:>9} {100 * r['mfu']:>6.1f}"
-        )
+    print_table(meta, results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+
+
+def print_table(meta: dict, results: list[dict]) -> None:
+    spec, peak = meta["peak_flops_spec"], meta["peak_flops_measured"]
+    spec_s = f"spec bf16 peak {spec / 1e12:.4g}" if spec else "spec peak unknown (--peak-tflops)"
+    peak_s = f", measured matmul {peak / 1e12:.4g}" if peak else ""
+    print(
+        f"{meta['arch']} on {meta['device']} ({meta['mode']}): {meta['params_total'] / 1e6:.1f} M params, "
+        f"LoRA {meta['params_lora'] / 1e6:.2f} M; {spec_s}{peak_s} TFLOP/s ({meta['dtype']})"
+    )
+    print(
+        f"{'packing':>8} {'micro':>6} {'tok/s':>10} {'pad %':>6} {'step s':>8} {'peak GiB':>9} "
+        f"{'MFU %':>6} {'MFU/meas %':>10}"
+    )
+    for r in results:
+        mem = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") is not None else "-"
+        mfu = f"{100 * r['mfu']:.1f}" if r.get("mfu") is not None else "-"
+        meas = f"{100 * r['mfu_vs_measured_peak']:.1f}" if r.get("mfu_vs_measured_peak") is not None else "-"
+        pad = f"{100 * r['pad_fraction']:.1f}" if r.get("pad_fraction") is not None else "-"
+        step = f"{r['step_s']:.2f}" if r.get("step_s") is not None else "-"
+        print(
+            f"{r['packing']!s:>8} {r['micro_batch_rows']:>6} {r['tokens_per_s']:>10.0f} "
+            f"{pad:>6} {step:>8} {mem:>9} {mfu:>6} {meas:>10}"
+        )
 
 
 def _example_lengths(mb: dict) -> list[int]:
