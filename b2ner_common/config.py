@@ -166,6 +166,9 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     lang: Literal["auto", "en", "zh"] = "auto"  # prompt template; auto = zh when the text is mostly CJK
     gpu_memory_utilization: float = 0.85  # vLLM only
+    tensor_parallel_size: int = Field(
+        1, ge=1
+    )  # vLLM only: GPUs per model replica (a 20B base in bf16 wants 2+)
     # Run the Python code a model directory ships (`auto_map` in config.json / tokenizer_config.json, e.g.
     # InternLM2 under the released B2NER adapters). Off: such a directory is refused with this key named.
     trust_remote_code: bool = False

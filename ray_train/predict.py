@@ -65,6 +65,119 @@ def read_input(cfg: PipelineConfig):
     return ds.map_batches(_normalize, fn_args=(cfg.model_dump_json(),), batch_format="pyarrow")
 
 
+VLLM_INSTALL = "pip install 'ray[llm]==2.60.0'  # brings vllm; GPU image only, see docs/inference.md#vllm"
+
+
+class _Prompts:
+    """Ray Data callable class: per document, the prompts `predict_batch` would send (tokenizer only)."""
+
+    def __init__(self, cfg_json: str) -> None:
+        from b2ner_common.models.llm.predictor import load_llm_tokenizer
+
+        self.cfg = PipelineConfig.model_validate_json(cfg_json)
+        self.tok = load_llm_tokenizer(self.cfg.model)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from b2ner_common.predict.llm_stages import document_prompts
+
+        return document_prompts(batch, self.cfg, self.tok, _llm_name(self.cfg))
+
+
+class _Answers:
+    """Ray Data callable class: one document's answered prompts -> its PREDICTIONS row."""
+
+    def __init__(self, cfg_json: str) -> None:
+        from b2ner_common.models.llm.predictor import load_llm_tokenizer
+
+        self.cfg = PipelineConfig.model_validate_json(cfg_json)
+        self.tok = load_llm_tokenizer(self.cfg.model)
+
+    def __call__(self, group: pd.DataFrame) -> pd.DataFrame:
+        from b2ner_common.predict.llm_stages import document_predictions
+
+        return document_predictions(
+            group, self.cfg, self.tok, _llm_name(self.cfg), max_new_tokens=self.cfg.model.max_new_tokens
+        )
+
+
+def _llm_name(cfg: PipelineConfig) -> str:
+    from b2ner_common.models.llm.predictor import resolve_model_dirs
+
+    base, adapter = resolve_model_dirs(cfg.model.path, cfg.model.base_model)
+    return f"llm:{base.name}" + (f"+{adapter.name}" if adapter else "") + ":vllm"
+
+
+def vllm_processor(cfg: PipelineConfig):
+    """Ray Data LLM processor: vLLM engine actors (tensor parallel, the LoRA adapter per request).
+
+    Raises RuntimeError naming the install command when Ray's LLM extra or vLLM is missing.
+    """
+    try:
+        import vllm  # noqa: F401
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    except ImportError as e:
+        raise RuntimeError(
+            f"model.backend=vllm with predict.engine=ray needs Ray Data LLM and vLLM ({e.name} is missing): "
+            f"{VLLM_INSTALL}. On CPU use model.backend=hf."
+        ) from e
+    from b2ner_common.models.llm.predictor import check_remote_code, resolve_model_dirs
+
+    m = cfg.model
+    base, adapter = resolve_model_dirs(m.path, m.base_model)
+    check_remote_code([base], m.trust_remote_code)
+    config = vLLMEngineProcessorConfig(
+        model_source=str(base),
+        engine_kwargs={
+            "tensor_parallel_size": m.tensor_parallel_size,
+            "enable_lora": adapter is not None,
+            "max_lora_rank": 64,
+            "max_loras": 1,
+            "max_model_len": m.max_input_tokens + m.max_new_tokens,
+            "gpu_memory_utilization": m.gpu_memory_utilization,
+            "dtype": m.dtype,
+            "trust_remote_code": m.trust_remote_code,
+        },
+        # Adapters are loaded by name from this folder (our adapter folder's parent).
+        dynamic_lora_loading_path=str(adapter.parent) if adapter is not None else None,
+        concurrency=max(1, cfg.predict.workers),  # engine replicas, each tensor_parallel_size GPUs
+        batch_size=cfg.predict.batch_size,
+        chat_template_stage=False,  # B2NER prompts are plain text, no chat template
+        tokenize_stage=True,
+        detokenize_stage=True,
+    )
+    lora = adapter.name if adapter is not None else None
+
+    def pre(row: dict) -> dict:
+        out = {
+            **row,
+            "prompt": row["prompt"],
+            "sampling_params": {"temperature": 0.0, "max_tokens": m.max_new_tokens},
+        }
+        if lora:
+            out["model"] = lora
+        return out
+
+    def post(row: dict) -> dict:
+        keep = ("doc_id", "text", "labels", "lang", "prompt_index", "generated_text", "num_generated_tokens")
+        return {k: row[k] for k in keep if k in row}
+
+    return build_processor(config, preprocess=pre, postprocess=post)
+
+
+def vllm_predictions(ds, cfg: PipelineConfig):
+    """docs -> prompts (CPU) -> Ray Data LLM vLLM stage (GPU) -> parsed PREDICTIONS rows (CPU)."""
+    processor = vllm_processor(cfg)
+    cfg_json = cfg.model_dump_json()
+    prompts = ds.map_batches(_Prompts, fn_constructor_args=(cfg_json,), batch_format="pandas", concurrency=1)
+    # Documents without a prompt (no text / no labels) skip the engine; predict_batch gives their error row.
+    answered = processor(prompts.filter(lambda r: r["prompt_index"] >= 0)).union(
+        prompts.filter(lambda r: r["prompt_index"] < 0)
+    )
+    return answered.groupby("doc_id").map_groups(
+        _Answers, fn_constructor_args=(cfg_json,), batch_format="pandas", concurrency=1
+    )
+
+
 def _actors(cfg: PipelineConfig) -> int:
     """Model replicas; CPU actors leave one CPU free for the read/normalize tasks, or the pipeline stalls."""
     import ray
@@ -74,6 +187,20 @@ def _actors(cfg: PipelineConfig) -> int:
         return want
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return max(1, min(want, cpus - 1))
+
+
+def _predicted(ds, cfg: PipelineConfig, predictor_factory: Callable | None):
+    """One model replica per actor: prompt, generate and parse inside `predict_batch`."""
+    return ds.map_batches(
+        BatchPredictor,
+        fn_constructor_args=(cfg.model_dump_json(), predictor_factory),
+        batch_size=cfg.predict.batch_size,
+        batch_format="pandas",
+        concurrency=_actors(cfg),
+        # One model replica per actor: a CPU each, or a GPU each when the model runs on CUDA.
+        num_gpus=1 if cfg.model.device.startswith("cuda") else 0,
+        num_cpus=0 if cfg.model.device.startswith("cuda") else 1,
+    )
 
 
 def run_predict(
@@ -97,16 +224,10 @@ def run_predict(
         # Known ids are dropped before the model sees them; duplicates are dropped by the driver below.
         if done:
             ds = ds.filter(lambda row: row["doc_id"] not in done)
-        predicted = ds.map_batches(
-            BatchPredictor,
-            fn_constructor_args=(cfg.model_dump_json(), predictor_factory),
-            batch_size=cfg.predict.batch_size,
-            batch_format="pandas",
-            concurrency=_actors(cfg),
-            # One model replica per actor: a CPU each, or a GPU each when the model runs on CUDA.
-            num_gpus=1 if cfg.model.device.startswith("cuda") else 0,
-            num_cpus=0 if cfg.model.device.startswith("cuda") else 1,
-        )
+        if cfg.model.family == "llm" and cfg.model.backend == "vllm":
+            predicted = vllm_predictions(ds, cfg)
+        else:
+            predicted = _predicted(ds, cfg, predictor_factory)
         seen: set[str] = set()
         problems: dict[str, int] = {}
         pending: list[pa.Table] = []

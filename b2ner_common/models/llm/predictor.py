@@ -271,13 +271,31 @@ def load_hf(
     return model, tokenizer
 
 
+def load_llm_tokenizer(model_cfg):
+    """The tokenizer `load_llm_predictor` would use (the adapter's own when it ships one), alone: for
+    pipelines whose generation runs elsewhere (Ray Data LLM's vLLM stage)."""
+    from transformers import AutoTokenizer
+
+    base_dir, adapter_dir = resolve_model_dirs(model_cfg.path, model_cfg.base_model)
+    tok_dir = (
+        adapter_dir
+        if adapter_dir and any((adapter_dir / f).is_file() for f in _TOKENIZER_FILES)
+        else base_dir
+    )
+    check_remote_code([tok_dir], model_cfg.trust_remote_code)
+    return AutoTokenizer.from_pretrained(
+        str(tok_dir), local_files_only=True, trust_remote_code=model_cfg.trust_remote_code
+    )
+
+
 def _vllm_generate_fn(base_dir: Path, adapter_dir: Path | None, cfg):
     try:
         import vllm
         from vllm.lora.request import LoRARequest
     except ImportError as e:
         raise RuntimeError(
-            "model.backend=vllm needs the `vllm` package on a GPU machine (pip install vllm); "
+            "model.backend=vllm needs the `vllm` package on a GPU machine "
+            "(pip install 'ray[llm]==2.60.0', which brings vllm; docs/inference.md#vllm); "
             "use model.backend=hf on CPU"
         ) from e
     import torch
@@ -291,6 +309,7 @@ def _vllm_generate_fn(base_dir: Path, adapter_dir: Path | None, cfg):
         enable_lora=adapter_dir is not None,
         max_lora_rank=64,
         gpu_memory_utilization=cfg.gpu_memory_utilization,
+        tensor_parallel_size=cfg.tensor_parallel_size,
         max_model_len=cfg.max_input_tokens + cfg.max_new_tokens,
         dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
     )
