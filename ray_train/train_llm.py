@@ -143,12 +143,17 @@ class SFTRecipe:
         import torch
 
         from b2ner_common.models.llm.predictor import resolve_model_dirs
-        from b2ner_common.models.llm.sft_loop import load_base, wrap_lora
+        from b2ner_common.models.llm.sft_loop import check_packing, load_base, wrap_lora
 
         llm = self.llm
         base_dir, adapter_dir = resolve_model_dirs(self.cfg.model.path, self.cfg.model.base_model)
         adapter_dir = Path(llm.adapter) if llm.adapter else adapter_dir
-        model, self.tok = load_base(base_dir, bf16=llm.bf16, adapter_dir=adapter_dir)
+        model, self.tok = load_base(
+            base_dir,
+            bf16=llm.bf16,
+            adapter_dir=adapter_dir,
+            trust_remote_code=self.cfg.model.trust_remote_code,
+        )
         torch.manual_seed(
             self.tc.seed
         )  # LoRA A init: the same on every run (DDP/DeepSpeed broadcast rank 0's)
@@ -160,8 +165,11 @@ class SFTRecipe:
             target_modules=llm.target_modules,
             adapter_dir=adapter_dir,
             gradient_checkpointing=llm.gradient_checkpointing,
+            lora_targets=llm.lora_targets,
         )
         self.model.to(ray.train.torch.get_device())
+        if llm.packing:
+            check_packing(self.model)  # stops here, naming train.llm.packing=false, where packing is unsafe
 
     def _setup_backend(self) -> None:
         """The optimizer and the backend that steps it: DeepSpeed (train.llm.deepspeed) or plain torch/DDP."""
@@ -177,6 +185,7 @@ class SFTRecipe:
             weight_decay=tc.weight_decay,
             total_steps=self.total,
             warmup_ratio=llm.warmup_ratio,
+            schedule=llm.lr_schedule,
         )
         if llm.deepspeed:
             import deepspeed
@@ -231,6 +240,7 @@ class SFTRecipe:
             packing=llm.packing,
             max_len=llm.max_len,
             resample_per_epoch=llm.resample_per_epoch,
+            loss_average=llm.loss_average,
             max_labels=llm.max_labels,
             drop_p=llm.label_dropout,
             label_name=self.namer,
