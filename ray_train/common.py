@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -160,21 +160,21 @@ def fit(
 
 
 def export_final(result: Any, rdir: str, name: str) -> dict[str, str]:
-    """Copy folder `name` of the last checkpoint to `<run_dir>/<name>` (local run storage only).
+    """Copy folder `name` of the last checkpoint to `<run_dir>/<name>`, on local disk or object storage
+    (`b2ner predict model.path=s3://.../<run_name>/adapter` then downloads it once per machine).
 
     Returns the summary entries: {name: the copy} when the checkpoint had it, {"checkpoint": its path}.
     """
+    from b2ner_common.storage import upload_dir
+
     out: dict[str, str] = {}
-    if result.checkpoint is None or "://" in rdir:
+    if result.checkpoint is None:
         return out
-    final = Path(rdir) / name
+    final = f"{rdir.rstrip('/')}/{name}" if "://" in rdir else str(Path(rdir) / name)
     with result.checkpoint.as_directory() as d:
         src = Path(d) / name
         if src.is_dir():
-            if final.exists():
-                shutil.rmtree(final)
-            shutil.copytree(src, final)
-            out[name] = str(final)
+            out[name] = upload_dir(src, final)
     out["checkpoint"] = result.checkpoint.path
     return out
 
@@ -199,7 +199,8 @@ def rank0_tracker(
     if rank != 0:
         return None
     rdir = config["run_dir"]
-    id_file = str(Path(rdir) / "mlflow_run_id") if "://" not in rdir else None
+    # On any storage: a resumed driver (local or s3://) continues the same MLflow run.
+    id_file = f"{rdir.rstrip('/')}/mlflow_run_id" if "://" in rdir else str(Path(rdir) / "mlflow_run_id")
     tracker = MlflowTracker(config["tracking_uri"], "b2ner-train", cfg.train.run_name, id_file)
     tracker.log_params(
         {
@@ -239,10 +240,28 @@ def tracking_uri(train: TrainConfig) -> str | None:
     uri = train.tracking_uri.strip()
     if uri.lower() == "off":
         return None
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in OBJECT_STORE_SCHEMES:
+        # MLflow cannot keep runs on object storage (UnsupportedModelRegistryStoreURIException on every
+        # retry, on rank 0, after the cluster is up): say so on the driver, before anything starts.
+        raise ValueError(
+            f"train.tracking_uri={uri!r}: MLflow cannot use object storage as its tracking store; set "
+            "train.tracking_uri to a tracking server (http://mlflow:5000) or 'off'"
+        )
     if uri:
         return uri
     root = storage_path(train)
-    return f"{root.rstrip('/')}/mlruns" if "://" in root else Path(root, "mlruns").as_uri()
+    if "://" in root:
+        print(
+            f"MLflow tracking off: run storage {root} is object storage and train.tracking_uri is empty "
+            "(set it to a tracking server, http://..., to track this run)",
+            file=sys.stderr,
+        )
+        return None
+    return Path(root, "mlruns").as_uri()
+
+
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "wasb", "wasbs", "hdfs"})
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -277,14 +296,15 @@ class MlflowTracker:
         self.client = MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
-        existing = Path(id_file).read_text().strip() if id_file and Path(id_file).is_file() else ""
+        from b2ner_common.storage import read_text, write_text
+
+        existing = (read_text(id_file) or "").strip() if id_file else ""
         if existing:
             self.run_id = existing
         else:
             self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
             if id_file:
-                Path(id_file).parent.mkdir(parents=True, exist_ok=True)
-                Path(id_file).write_text(self.run_id)
+                write_text(id_file, self.run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log a (nested) config once; params already logged with the same value are skipped."""

@@ -185,3 +185,21 @@ def test_models_llm_vllm_gets_trust_remote_code(tiny_remote_code_llm_dir, monkey
     cfg = cfg.model_copy(update={"trust_remote_code": True})
     _vllm_generate_fn(tiny_remote_code_llm_dir, None, cfg)
     assert seen["trust_remote_code"] is True and seen["model"] == str(tiny_remote_code_llm_dir)
+
+
+def test_models_llm_adapter_on_object_storage_is_downloaded_once(tiny_llm_dir, tmp_path, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from b2ner_common.storage import upload_dir
+
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_llm_dir), LoraConfig(r=4, target_modules=["q_proj"])
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    uri = upload_dir(tmp_path / "adapter", (tmp_path / "bucket" / "run" / "adapter").as_uri())
+    monkeypatch.setenv("B2NER_MODEL_CACHE", str(tmp_path / "cache"))
+    base, adapter = resolve_model_dirs(uri, str(tiny_llm_dir))
+    assert base == tiny_llm_dir and adapter.parent == tmp_path / "cache"
+    pred = load_predictor(ModelConfig(family="llm", path=uri, base_model=str(tiny_llm_dir), max_new_tokens=3))
+    assert isinstance(pred.predict_detailed(TEXTS[:1], ["person"])[0].raw_output, str)

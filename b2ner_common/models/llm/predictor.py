@@ -110,8 +110,15 @@ def resolve_model_dirs(path: str, base_model: str = "") -> tuple[Path, Path | No
     """(base model dir, adapter dir or None) from model.path / model.base_model.
 
     model.path may be a full model, or a LoRA adapter whose base is model.base_model (or, when that is
-    empty, the adapter's own `base_model_name_or_path` if it is a local directory).
+    empty, the adapter's own `base_model_name_or_path` if it is a local directory). Either may be on
+    object storage (s3://, gs://, ...): it is downloaded once per machine (`storage.localize`).
     """
+    from b2ner_common.storage import is_uri, localize
+
+    if path and is_uri(path):
+        path = str(localize(path))
+    if base_model and is_uri(base_model):
+        base_model = str(localize(base_model))
     p = Path(path)
     if p.is_dir() and (p / "adapter_config.json").is_file():
         adapter = check_model_dir(p, adapter=True)
