@@ -239,10 +239,11 @@ def test_sft_loop_official_preset_loads_with_warmup_then_constant_lr(tiny_llm_di
         sched.step()
     assert lrs[0] == pytest.approx(1.5e-4)  # warm-up: 2% of 100 steps, linear
     assert lrs[1:] == pytest.approx([3e-4] * (total - 1))  # then constant to the last step
-    _, cos = make_optimizer(
+    opt2, cos = make_optimizer(
         model, lr=3e-4, betas=(0.9, 0.98), weight_decay=0, total_steps=total, warmup_ratio=0.02
     )
     for _ in range(total - 1):
+        opt2.step()
         cos.step()
     assert cos.get_last_lr()[0] < 1e-6  # our default decays to 0
 
