@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPORA = PROJECT_ROOT.parent / "shared" / "corpora"
@@ -24,13 +24,26 @@ class Section(BaseModel):
 
 
 class SparkConfig(Section):
+    """Every Spark job reads and writes Delta with delta-spark, from the executors, local and on a cluster."""
+
     master: str = "local[2]"  # "yarn", "spark://host:7077", "k8s://..." on a cluster
     app_name: str = "b2ner"
-    # delta-rs: commits with the `deltalake` package (works offline). delta-spark: the JVM Delta
-    # extension (needs io.delta jars on the cluster); same table format either way.
-    table_backend: Literal["delta-rs", "delta-spark"] = "delta-rs"
+    # Folder with the Delta jars that `make install` fetched (None = <venv>/jars, or $B2NER_DELTA_JARS).
+    # "provided": the cluster already has Delta on its classpath (EMR, Databricks, Dataproc images, or
+    # `spark-submit --jars`); the session then adds no jars. Never downloaded at run time.
+    delta_jars: str | None = None
     shuffle_partitions: int = 8
     conf: dict[str, str] = Field(default_factory=dict)  # extra spark.* settings, passed through
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "table_backend" in data:
+            raise ValueError(
+                "spark.table_backend was removed: every Spark job now writes Delta with delta-spark"
+                " (one code path, local and cluster); delete the key from your config"
+            )
+        return data
 
 
 class RayConfig(Section):

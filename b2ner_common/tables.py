@@ -1,8 +1,14 @@
-"""The one table API: Delta Lake tables under a warehouse root, committed with delta-rs (`deltalake`).
+"""The one table API for pure-Python code: Delta Lake tables under a warehouse root, through delta-rs.
 
-delta-rs owns the transaction log here (real `_delta_log` commits, MERGE, time travel) because the
-delta-spark jars cannot be fetched offline. On a cluster, `spark_jobs.delta` switches to delta-spark
-by config (`spark.table_backend: delta-spark`); both produce the same Delta protocol tables.
+Spark jobs read and write the same tables with delta-spark from the executors (`spark_jobs.delta`); this
+module serves the local (no JVM) engines, Ray and pure-Python reads. Both libraries stay inside their
+protocol overlap (reader 1 / writer 2, no table features: no deletion vectors, no column mapping; see
+docs/tables.md), so either may write any table the other wrote.
+
+Commits carry their metadata twice: as top-level commitInfo keys (delta-rs custom metadata) and as the
+JSON object in `userMetadata`, which is what delta-spark writes; `commit_metadata` reads either.
+Concurrent writers: a commit that loses the optimistic-concurrency race is retried (`retry_commit`), which
+is safe because every write here is idempotent (MERGE insert-if-absent, predicate overwrite).
 
 Engines never read a table directory as plain Parquet: old versions' files are still there.
 They read the snapshot's file list (`table_files`).
@@ -11,14 +17,24 @@ They read the snapshot's file list (`table_files`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+log = logging.getLogger(__name__)
+
+# Optimistic concurrency: a lost commit race is retried this many times, with exponential backoff + jitter.
+COMMIT_ATTEMPTS = 10
+BACKOFF_S = 0.2
+BACKOFF_CAP_S = 5.0
 
 
 class Table(StrEnum):
@@ -52,15 +68,67 @@ def table_exists(path: str) -> bool:
         return False
 
 
+def user_metadata(metadata: dict | None) -> str | None:
+    """The commit's `userMetadata`: one JSON object, nested values as JSON strings (as delta-rs keys)."""
+    if not metadata:
+        return None
+    return json.dumps(
+        {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()},
+        sort_keys=True,
+    )
+
+
 def _commit(metadata: dict | None) -> CommitProperties | None:
     if not metadata:
         return None
     # Delta commit metadata values must be strings; nested config goes in as JSON.
-    return CommitProperties(
-        custom_metadata={
-            k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()
-        }
-    )
+    custom = json.loads(user_metadata(metadata))
+    return CommitProperties(custom_metadata={**custom, "userMetadata": user_metadata(metadata)})
+
+
+def commit_metadata(path: str, version: int | None = None) -> dict[str, str]:
+    """The b2ner metadata of one commit (default: the latest), whichever library wrote it."""
+    for entry in DeltaTable(path).history():
+        if version is None or entry.get("version") == version:
+            raw = entry.get("userMetadata")
+            try:
+                meta = json.loads(raw) if raw else {}
+            except json.JSONDecodeError:
+                meta = {"userMetadata": raw}
+            return meta if isinstance(meta, dict) else {"userMetadata": raw}
+    raise KeyError(f"{path} has no version {version}")
+
+
+def retry_commit(
+    commit: Callable[[], int],
+    is_conflict: Callable[[BaseException], bool],
+    *,
+    attempts: int = COMMIT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run `commit` until it wins the optimistic-concurrency race, at most `attempts` times.
+
+    Only for idempotent commits (MERGE insert-if-absent, predicate overwrite): a retry re-reads the table,
+    so a concurrent writer's rows are neither lost nor duplicated. Other errors, and the last conflict
+    once the attempts are spent, are raised unchanged.
+    """
+    for attempt in range(attempts):
+        try:
+            return commit()
+        except Exception as e:
+            if not is_conflict(e) or attempt == attempts - 1:
+                raise
+            wait = min(BACKOFF_CAP_S, BACKOFF_S * 2**attempt) * (0.5 + random.random())
+            log.info(
+                "commit conflict (attempt %d of %d), retrying in %.2f s: %s", attempt + 1, attempts, wait, e
+            )
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def is_commit_conflict(e: BaseException) -> bool:
+    """delta-rs lost a commit race (another writer committed that version first)."""
+    return isinstance(e, CommitFailedError)
 
 
 def write_table(
@@ -81,10 +149,23 @@ def write_table(
     - replace_matched_when (with merge_keys): a SQL predicate on the target row (alias `t`); matched rows
       that satisfy it are replaced by the source row (e.g. retrying error rows).
     - mode="overwrite" with predicate: replace only the rows matching the SQL predicate.
+    Commits that lose a race with a concurrent writer are retried (`retry_commit`).
     """
-    if merge_keys:
-        data = _dedupe(data, merge_keys)
-    if merge_keys and table_exists(path):
+    return retry_commit(
+        lambda: _write_once(path, data, mode, merge_keys, predicate, metadata, replace_matched_when),
+        is_commit_conflict,
+    )
+
+
+def _write_once(path, data, mode, merge_keys, predicate, metadata, replace_matched_when) -> int:
+    exists = table_exists(path)
+    if merge_keys and not exists:
+        # Create the table empty, then MERGE: a first write that blind-appended its rows could be ordered
+        # after a concurrent writer's MERGE of the same keys (blind appends never conflict) and duplicate them.
+        write_deltalake(path, data.schema.empty_table(), mode="append", commit_properties=_commit(metadata))
+        exists = True
+    if merge_keys and exists:
+        data = _dedupe(data, merge_keys)  # insert-if-absent inserts each new key once
         dt = DeltaTable(path)
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
         merge = dt.merge(
@@ -94,6 +175,8 @@ def write_table(
             merge = merge.when_matched_update_all(predicate=replace_matched_when)
         merge.when_not_matched_insert_all().execute()
         return DeltaTable(path).version()
+    if predicate is not None and not exists:
+        mode, predicate = "append", None  # nothing to replace yet
     write_deltalake(
         path,
         data,

@@ -2,7 +2,8 @@
 
 silver --explode/groupBy--> mention counts --driver--> mention index (broadcast)
 silver --mapInArrow(self_consistency)--> per-dataset string precision --> filtered index (broadcast)
-silver --mapInArrow(ConflictScreen)--> partial rows per task --driver: merge_partials--> table
+silver --mapInArrow(ConflictScreen)--> partial rows per task --driver: merge_partials--> table (replaceWhere)
+The driver holds label-pair aggregates only (one row per label pair and mode), never samples.
 No sentence pairs are compared: every text is scanned once against the hash index.
 """
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.schema import LABEL_CONFLICTS, SILVER_SAMPLES
+from b2ner_common.schema import LABEL_CONFLICTS
 from b2ner_common.taxonomy.conflicts import (
     MODES,
     PARTIAL_COLUMNS,
@@ -32,10 +33,9 @@ from b2ner_common.taxonomy.job import (
     ConflictReport,
     commit_metadata,
     counts_from_rows,
-    write_conflicts,
 )
 from b2ner_common.taxonomy.model import load_taxonomy
-from spark_jobs.delta import read_delta, write_delta
+from spark_jobs.delta import read_delta, table_exists, write_delta
 from spark_jobs.session import get_spark
 
 PARTIAL = pa.schema([LABEL_CONFLICTS.field(c) for c in PARTIAL_COLUMNS])
@@ -58,11 +58,11 @@ def run_conflicts(cfg: PipelineConfig, spark=None, modes=MODES) -> ConflictRepor
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     t0 = time.perf_counter()
     spark = spark or get_spark(cfg.spark)
-    tc, backend = cfg.taxonomy, cfg.spark.table_backend
+    tc = cfg.taxonomy
     src = tables.table_path(cfg.warehouse, SILVER)
-    if backend == "delta-rs" and not tables.table_exists(src):
+    if not table_exists(spark, src):
         raise FileNotFoundError(f"{src} does not exist: run `b2ner taxonomy apply` first")
-    silver = read_delta(spark, src, backend, schema=SILVER_SAMPLES).select(*SCREEN_COLUMNS)
+    silver = read_delta(spark, src).select(*SCREEN_COLUMNS)
 
     grouped = (
         silver.select("dataset", "lang", F.explode("entities").alias("e"))
@@ -115,16 +115,12 @@ def run_conflicts(cfg: PipelineConfig, spark=None, modes=MODES) -> ConflictRepor
     partial = silver.mapInArrow(screen, schema=from_arrow_schema(PARTIAL)).toArrow().to_pylist()
     bc.unpersist()
     result = [r for r in merge_partials(partial, k) if r["mode"] in set(modes)]
-    if backend == "delta-rs":
-        write_conflicts(cfg, result, modes)
-    else:  # pragma: no cover - delta-spark needs the io.delta jars on the cluster
-        write_delta(
-            spark.createDataFrame(pa.Table.from_pylist(result, schema=LABEL_CONFLICTS)),
-            tables.table_path(cfg.warehouse, CONFLICTS),
-            backend=backend,
-            mode="overwrite",
-            predicate="mode IN (" + ", ".join(f"'{m}'" for m in modes) + ")",
-            schema=LABEL_CONFLICTS,
-            metadata=commit_metadata(cfg, "taxonomy conflicts (spark)"),
-        )
+    write_delta(
+        spark.createDataFrame(pa.Table.from_pylist(result, schema=LABEL_CONFLICTS)),
+        tables.table_path(cfg.warehouse, CONFLICTS),
+        mode="overwrite",
+        predicate="mode IN (" + ", ".join(f"'{m}'" for m in sorted(set(modes))) + ")",
+        schema=LABEL_CONFLICTS,
+        metadata=commit_metadata(cfg, "taxonomy conflicts (spark)"),
+    )
     return ConflictReport("spark", time.perf_counter() - t0, result, indexed, len(index))

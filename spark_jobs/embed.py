@@ -14,7 +14,7 @@ from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.schema import EMBEDDINGS
 from b2ner_common.selection.embeddings import embed_pandas_batches, resolve_model_path
 from b2ner_common.tables import Table
-from spark_jobs.delta import read_delta, write_delta
+from spark_jobs.delta import read_delta, table_exists, write_delta
 
 EMBED_SCHEMA = "sample_id string, model string, vector array<float>"
 
@@ -51,25 +51,22 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
     s = cfg.select
     resolve_model_path(s.embed_model)  # fail fast (ConfigError) before starting any task
     spark = spark or get_spark(cfg.spark)
-    backend = cfg.spark.table_backend
     silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
-    if not tables.table_exists(silver_path):
+    if not table_exists(spark, silver_path):
         raise FileNotFoundError(
             f"{silver_path} does not exist: run `b2ner ingest` and `b2ner taxonomy` first"
         )
     gold_path = tables.table_path(cfg.warehouse, Table.GOLD_EMBEDDINGS)
     t0 = time.perf_counter()
-    samples = read_delta(spark, silver_path, backend)
+    samples = read_delta(spark, silver_path)
     if s.embed_scope == "candidates":
         from spark_jobs.candidates import excluded_datasets, selection_candidates
 
         samples = selection_candidates(samples, cfg, excluded_datasets(cfg)[1])
     samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"])
     todo = samples
-    if tables.table_exists(gold_path):
-        done = (
-            read_delta(spark, gold_path, backend).filter(F.col("model") == s.embed_model).select("sample_id")
-        )
+    if table_exists(spark, gold_path):
+        done = read_delta(spark, gold_path).filter(F.col("model") == s.embed_model).select("sample_id")
         todo = samples.join(done, "sample_id", "left_anti")
     candidates = samples.count()
     n = todo.count()
@@ -87,7 +84,6 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
         version = write_delta(
             out,
             gold_path,
-            backend=backend,
             merge_keys=["sample_id", "model"],
             schema=EMBEDDINGS,
             metadata={"stage": "embed", "config": config_json(cfg)},

@@ -1,9 +1,10 @@
 """Spark ingest: work units over partitions, the core readers inside mapInArrow, bronze tables out.
 
-units (file, byte range, first line)  --repartition-->  mapInArrow(unit_batches)
+units (file, byte range, first line)  --repartition-->  mapInArrow(unit_batches)  --persist (executors)-->
     -> samples  : MERGE on sample_id          (bronze/samples)
-    -> rejects  : overwrite per dataset       (bronze/rejects)
-    -> stats    : reconciliation per split    (bronze/reconciliation)
+    -> rejects  : replaceWhere per dataset    (bronze/rejects)
+    -> stats    : reconciliation per split    (bronze/reconciliation; the only rows the driver sees)
+Every table is written by the executors with delta-spark; nothing but counts comes back to the driver.
 """
 
 from __future__ import annotations
@@ -23,21 +24,16 @@ from b2ner_common.ingest.job import (
     reconciliation,
     report,
     save_config,
-    write_bronze,
 )
 from b2ner_common.ingest.units import (
     OUT_SCHEMA,
-    PAYLOAD_SCHEMA,
     dataset_predicate,
-    payloads_output,
-    split_output,
     stats_from_json,
     unit_batches,
-    unit_payloads,
     units_table,
 )
 from b2ner_common.schema import BRONZE_REJECTS, BRONZE_SAMPLES, RECONCILIATION
-from spark_jobs.delta import write_delta
+from spark_jobs.delta import read_delta, write_delta
 from spark_jobs.session import get_spark
 
 
@@ -56,38 +52,43 @@ def run_ingest(cfg: PipelineConfig, spark=None) -> IngestReport:
     n_parts = min(len(units), cfg.ingest.partitions or 2 * spark.sparkContext.defaultParallelism)
     unit_df = spark.createDataFrame(units_table(units)).repartition(n_parts)
 
-    backend, meta = cfg.spark.table_backend, commit_metadata(cfg)
+    meta, datasets = commit_metadata(cfg), {t.dataset for t in tasks}
     save_config(cfg)
-    if backend == "delta-rs":
-        # delta-rs commits from the driver: collect each unit's output once, as an Arrow IPC blob, and
-        # split it there (one pass over the input, no JVM row conversion, no cache of nested rows).
-        blobs = unit_df.mapInArrow(unit_payloads, schema=from_arrow_schema(PAYLOAD_SCHEMA))
-        samples, rejects, stats = split_output(payloads_output(blobs.toArrow()))
-        write_bronze(cfg, tasks, samples, rejects)
-    else:  # pragma: no cover - delta-spark needs the io.delta jars on the cluster
-        out = unit_df.mapInArrow(unit_batches, schema=from_arrow_schema(OUT_SCHEMA)).persist()
-        stats = stats_from_json(r[0] for r in out.filter(F.col("kind") == "stats").select("stats").collect())
-        kinds = {"sample": (SAMPLES, BRONZE_SAMPLES), "reject": (REJECTS, BRONZE_REJECTS)}
-        for kind, (name, schema) in kinds.items():
-            write_delta(
-                out.filter(F.col("kind") == kind).select(*schema.names),
-                tables.table_path(cfg.warehouse, name),
-                backend=backend,
-                merge_keys=["sample_id"] if kind == "sample" else None,
-                mode="append" if kind == "sample" else "overwrite",
-                predicate=None if kind == "sample" else dataset_predicate({t.dataset for t in tasks}),
-                schema=schema,
-                metadata=meta,
-            )
-        out.unpersist()
+    # Read once, write three tables: the output stays on the executors (memory, then disk).
+    out = unit_df.mapInArrow(unit_batches, schema=from_arrow_schema(OUT_SCHEMA)).persist()
+    stats = stats_from_json(r[0] for r in out.filter(F.col("kind") == "stats").select("stats").collect())
+    samples_path = tables.table_path(cfg.warehouse, SAMPLES)
+    write_delta(
+        out.filter(F.col("kind") == "sample"),
+        samples_path,
+        merge_keys=["sample_id"],
+        schema=BRONZE_SAMPLES,
+        metadata=meta,
+    )
+    write_delta(
+        out.filter(F.col("kind") == "reject"),
+        tables.table_path(cfg.warehouse, REJECTS),
+        mode="overwrite",
+        predicate=dataset_predicate(datasets),
+        schema=BRONZE_REJECTS,
+        metadata=meta,
+    )
+    out.unpersist()
     recon = reconciliation(cfg, tasks, stats)
     write_delta(
         spark.createDataFrame(recon),
         tables.table_path(cfg.warehouse, RECON),
-        backend=backend,
         mode="overwrite",
-        predicate=dataset_predicate({t.dataset for t in tasks}),
+        predicate=dataset_predicate(datasets),
         schema=RECONCILIATION,
         metadata=meta,
     )
-    return report(cfg, recon, stats, "spark", time.perf_counter() - t0, len(units))
+    have = {
+        (r["dataset"], r["split"]): r["count"]
+        for r in read_delta(spark, samples_path)
+        .filter(F.col("dataset").isin(sorted(datasets)))
+        .groupBy("dataset", "split")
+        .count()
+        .collect()
+    }
+    return report(cfg, recon, stats, "spark", time.perf_counter() - t0, len(units), have)

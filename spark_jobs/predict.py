@@ -2,7 +2,7 @@
 
 Resumable and exactly-once: doc_ids this run already has are anti-joined away, the rest is split into
 slices of about `predict.commit_every` documents (hash of doc_id), and each slice is one MERGE commit on
-(run_id, doc_id). A killed job loses at most the slice in flight; a rerun ends with the rows of an
+(run_id, doc_id), written by the executors (the driver sees status counts only). A killed job loses at most the slice in flight; a rerun ends with the rows of an
 uninterrupted run. The model is loaded once per Python worker (worker reuse + a per-process cache).
 """
 
@@ -14,11 +14,19 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 
-from b2ner_common import schema, tables
+from b2ner_common import schema
 from b2ner_common.config import PipelineConfig
 from b2ner_common.predict.batch import NULL_TEXT_ID, InputError, get_predictor, predict_batch
-from b2ner_common.predict.job import PredictSummary, commit_slice, count_table_rows, input_source, output_path
-from spark_jobs.delta import read_delta
+from b2ner_common.predict.job import (
+    OUTPUT_KEYS,
+    PredictSummary,
+    commit_metadata,
+    fold_slice,
+    input_source,
+    output_path,
+    replace_errors,
+)
+from spark_jobs.delta import read_delta, table_exists, write_delta
 
 PREDICTIONS_DDL = (
     "run_id string, doc_id string, "
@@ -35,7 +43,7 @@ def read_input(spark, cfg: PipelineConfig):
     src = input_source(cfg)
     path = src.path
     if src.format == "delta":
-        df = read_delta(spark, path, backend=cfg.spark.table_backend)
+        df = read_delta(spark, path)
     elif src.format == "jsonl":
         df = spark.read.json(path)
     else:
@@ -97,9 +105,9 @@ def run_predict(
     unique = docs.dropDuplicates(["doc_id"])
     n_unique = unique.count()
     summary.duplicate_ids = summary.input_docs - n_unique
-    if tables.table_exists(out):
+    if table_exists(spark, out):
         done = (
-            read_delta(spark, out, backend=cfg.spark.table_backend, schema=schema.PREDICTIONS)
+            read_delta(spark, out)
             .filter(F.col("run_id") == cfg.predict.run_id)
             .filter(
                 F.lit(not cfg.predict.retry_errors)
@@ -110,7 +118,9 @@ def run_predict(
         todo = unique.join(done, "doc_id", "left_anti")
     else:
         todo = unique
-    todo = todo.persist()
+    # Cut the lineage to the output table: each slice's commit refreshes every cached plan that reads the
+    # table, which would re-run the anti-join and drop the slice just written from what is being counted.
+    todo = todo.localCheckpoint(eager=True)
     n_todo = todo.count()
     summary.skipped_done = n_unique - n_todo
     n_slices = max(1, math.ceil(n_todo / max(1, cfg.predict.commit_every)))
@@ -119,14 +129,29 @@ def run_predict(
     problems: dict[str, int] = {}
     for k in range(n_slices if n_todo else 0):
         part = todo.filter(F.col("_slice") == k).drop("_slice").repartition(max(1, cfg.predict.workers))
-        rows = part.mapInPandas(fn, PREDICTIONS_DDL).toArrow()
-        if rows.num_rows == 0:
+        rows = part.mapInPandas(fn, PREDICTIONS_DDL).persist()  # predicted once, even if the MERGE retries
+        write_delta(
+            rows,
+            out,
+            merge_keys=OUTPUT_KEYS,
+            schema=schema.PREDICTIONS,
+            metadata=commit_metadata(cfg),
+            replace_matched_when=replace_errors(cfg),
+        )
+        counts = rows.groupBy("status", "error").count().toPandas().rename(columns={"count": "n"})
+        rows.unpersist()
+        if counts.empty:
             continue
-        rows = rows.select(schema.PREDICTIONS.names).cast(schema.PREDICTIONS)
-        commit_slice(out, rows, cfg, summary, problems, t0)
+        fold_slice(counts, summary, problems, t0)
         if on_commit:
             on_commit(summary, n_todo)
-    todo.unpersist()
     summary.problems = problems
     summary.seconds = time.perf_counter() - t0
-    return count_table_rows(summary)
+    # What the table holds for this run now, counted by the executors.
+    table = read_delta(spark, out).filter(F.col("run_id") == cfg.predict.run_id)
+    row = table.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.coalesce(F.col("status").startswith("error"), F.lit(False)).cast("int")).alias("errors"),
+    ).head()
+    summary.table_rows, summary.table_errors = int(row["rows"]), int(row["errors"] or 0)
+    return summary

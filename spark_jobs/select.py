@@ -1,8 +1,8 @@
 """Spark job: silver/samples + gold/embeddings -> gold/selection (+ a markdown report with coverage plots).
 
 Grouping and per-dataset selection run on the executors (groupBy(dataset).applyInPandas with
-`b2ner_common.selection.select_dataset`); only the small result (selected ids + per-dataset stats) comes
-back to the driver, which commits it as a predicate overwrite of the run (idempotent re-runs).
+`b2ner_common.selection.select_dataset`); the executors write the selected rows as a replaceWhere of the
+run (idempotent re-runs). Only the per-dataset stats rows come back to the driver (for the report).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from b2ner_common import tables
 from b2ner_common.config import ConfigError, PipelineConfig, config_json, save_resolved
 from b2ner_common.schema import SELECTION
 from b2ner_common.selection import SelectionError
 from b2ner_common.tables import Table
-from spark_jobs.delta import read_delta
+from spark_jobs.delta import read_delta, table_exists, write_delta
 
 GROUP_SCHEMA = (
     "sample_id string, dataset string, stage string, category string, cluster int, selection_run string, "
@@ -85,16 +84,15 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
     if not _RUN_ID.match(s.run_id):
         raise ConfigError(f"select.run_id={s.run_id!r}: use letters, digits, '_', '.', '-' only")
     spark = spark or get_spark(cfg.spark)
-    backend = cfg.spark.table_backend
     silver_path = tables.table_path(cfg.warehouse, Table.SILVER_SAMPLES)
     emb_path = tables.table_path(cfg.warehouse, Table.GOLD_EMBEDDINGS)
     for p, cmd in ((silver_path, "b2ner taxonomy"), (emb_path, "b2ner embed")):
-        if not tables.table_exists(p):
+        if not table_exists(spark, p):
             raise FileNotFoundError(f"{p} does not exist: run `{cmd}` first")
     t0 = time.perf_counter()
     notes: list[str] = []
 
-    silver = read_delta(spark, silver_path, backend)
+    silver = read_delta(spark, silver_path)
     evals, excluded = excluded_datasets(cfg)
     present = {r["dataset"] for r in silver.select("dataset").distinct().collect()}
     if missing_evals := sorted(set(evals) - present):
@@ -116,42 +114,41 @@ def run_select(cfg: PipelineConfig, spark=None) -> SelectResult:
             "types"
         ),
     )
-    emb = (
-        read_delta(spark, emb_path, backend)
-        .filter(F.col("model") == s.embed_model)
-        .select("sample_id", "vector")
-    )
+    emb = read_delta(spark, emb_path).filter(F.col("model") == s.embed_model).select("sample_id", "vector")
     joined = cand.join(emb, "sample_id", "left")
 
     params = SelectParams.from_config(s)
     bc = spark.sparkContext.broadcast(frozenset(eval_hashes))
     fn = _group_fn(params, bc, task_threads(spark, s.embed_threads))
-    result = joined.groupBy("dataset").applyInPandas(fn, GROUP_SCHEMA).toArrow()
-
-    is_stats = pc.is_valid(result["stats"])
-    stats = [json.loads(x) for x in result.filter(is_stats)["stats"].to_pylist()]
+    result = joined.groupBy("dataset").applyInPandas(fn, GROUP_SCHEMA).persist()
+    stats = [json.loads(r[0]) for r in result.filter(F.col("stats").isNotNull()).select("stats").collect()]
     missing = {st["dataset"]: st["missing_embeddings"] for st in stats if "missing_embeddings" in st}
     if missing:
+        result.unpersist()
         raise SelectionError(
             f"samples without a {s.embed_model!r} embedding: {missing}; run `b2ner embed` (same select.embed_model)"
         )
     if not stats:
+        result.unpersist()
         raise SelectionError(
             f"no candidate samples: splits {s.splits}, datasets {s.datasets or 'all'}, langs {s.langs or 'all'},"
             f" excluded {sorted(excluded)}"
         )
-    sel = result.filter(pc.invert(is_stats)).select(SELECTION.names).cast(SELECTION)
-    tables.write_table(
-        tables.table_path(cfg.warehouse, Table.GOLD_SELECTION),
+    sel = result.filter(F.col("stats").isNull())
+    n_selected = sel.count()
+    write_delta(
         sel,
+        tables.table_path(cfg.warehouse, Table.GOLD_SELECTION),
         mode="overwrite",
         predicate=f"selection_run = '{s.run_id}'",
+        schema=SELECTION,
         metadata={"stage": "select", "run_id": s.run_id, "config": config_json(cfg)},
     )
+    result.unpersist()
     out_dir = Path(s.report_dir) / s.run_id
     report = write_report(stats, out_dir, s.run_id, notes)
     save_resolved(cfg, out_dir)
-    return SelectResult(s.run_id, sel.num_rows, stats, report, time.perf_counter() - t0, notes)
+    return SelectResult(s.run_id, n_selected, stats, report, time.perf_counter() - t0, notes)
 
 
 def selection_counts(sel: pa.Table) -> dict[str, int]:

@@ -1,42 +1,80 @@
-"""SparkSession from config: local[2] by default, a cluster master by config (never a code fork)."""
+"""SparkSession from config: local[2] by default, a cluster master by config (never a code fork).
+
+Every session carries delta-spark: the jars `make install` put in `<venv>/jars` go on `spark.jars` (never
+`spark.jars.packages`: Ivy would download at run time, and dies when Maven left POMs without jars in ~/.m2).
+Tables stay in the protocol both delta-spark 4.4 and deltalake 1.6 read and write (docs/tables.md): no
+deletion vectors, no column mapping, reader 1 / writer 2.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from b2ner_common.config import SparkConfig
+from b2ner_common.config import ConfigError, SparkConfig
+
+# Must match the Makefile's DELTA_* variables (tests/test_spark_session.py checks it).
+DELTA_VERSION = "4.4.0"
+DELTA_SCALA = "4.2_2.13"  # delta-spark for Spark 4.2, Scala 2.13 (pyspark 4.2.0)
+DELTA_JARS = (f"delta-spark_{DELTA_SCALA}-{DELTA_VERSION}.jar", f"delta-storage-{DELTA_VERSION}.jar")
+
+# Session defaults for new tables: keep them in the delta-spark / deltalake overlap (see module doc).
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    "spark.databricks.delta.properties.defaults.columnMapping.mode": "none",
+    "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "false",
+}
+
+
+def delta_jar_paths(cfg: SparkConfig) -> list[str]:
+    """The Delta jars for `spark.jars` ([] when the cluster provides Delta); raises ConfigError if missing."""
+    if cfg.delta_jars == "provided":
+        return []
+    folder = Path(cfg.delta_jars or os.environ.get("B2NER_DELTA_JARS") or Path(sys.prefix) / "jars")
+    paths = [folder / name for name in DELTA_JARS]
+    if missing := [p.name for p in paths if not p.is_file()]:
+        raise ConfigError(
+            f"Delta jars missing in {folder}: {', '.join(missing)}. Run `make install` (or `make jars`), which"
+            " fetches them with mvn; or point spark.delta_jars=DIR at a folder holding them, or set"
+            " spark.delta_jars=provided where the cluster ships Delta (EMR, Databricks, Dataproc, --jars)"
+        )
+    return [str(p) for p in paths]
 
 
 def get_spark(cfg: SparkConfig):
-    """Build (or reuse) the SparkSession described by `cfg`."""
+    """Build (or reuse) the SparkSession described by `cfg`, with delta-spark."""
     # Python workers must run the driver's interpreter (the venv), not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    jars = delta_jar_paths(cfg)
     from pyspark.sql import SparkSession
 
     builder = (
         SparkSession.builder.master(cfg.master)
         .appName(cfg.app_name)
         .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+        # Delta rebuilds a snapshot's state in this many tasks (default 50): match the shuffle width.
+        .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
     )
     if cfg.master.startswith("local"):
-        builder = builder.config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.driver.memory", "4g")
         # The embedded default listens on loopback only (the driver would bind the machine's address).
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
             "spark.driver.host", "127.0.0.1"
         )
-    if cfg.table_backend == "delta-spark":
-        # Cluster path: the JVM Delta extension. The cluster provides its jars (EMR/Databricks bundle
-        # them); elsewhere add `spark.jars.packages: io.delta:delta-spark_2.13:<version>` to spark.conf.
-        # We never add Maven coordinates ourselves: an offline driver would hang resolving them.
-        builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
-    for k, v in cfg.conf.items():
+    for k, v in DELTA_CONF.items():
+        builder = builder.config(k, v)
+    conf = dict(cfg.conf)
+    if jars:
+        conf["spark.jars"] = ",".join([*jars, *filter(None, conf.get("spark.jars", "").split(","))])
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

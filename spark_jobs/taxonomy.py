@@ -1,7 +1,8 @@
 """Spark taxonomy apply: bronze/samples -> silver/samples (entities with universal `type`, `label_set`).
 
 bronze  --groupBy(dataset, label).count-->  check_mappings (fails listing unmapped labels)
-bronze  --mapInArrow(map_table)-->  silver   (overwrite of the applied datasets: idempotent)
+bronze  --mapInArrow(map_table)-->  silver   (replaceWhere of the applied datasets: idempotent)
+silver  --groupBy(dataset)-->  the summary (the only rows the driver sees)
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import warnings
 
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig
-from b2ner_common.schema import BRONZE_SAMPLES, SILVER_SAMPLES
+from b2ner_common.schema import SILVER_SAMPLES
 from b2ner_common.taxonomy.job import (
     BRONZE,
     SILVER,
     ApplyReport,
-    apply_summary,
     check_counts,
     commit_metadata,
     dataset_predicate,
@@ -25,7 +25,7 @@ from b2ner_common.taxonomy.job import (
     require_clean,
 )
 from b2ner_common.taxonomy.mappings import map_table
-from spark_jobs.delta import read_delta, write_delta
+from spark_jobs.delta import read_delta, table_exists, write_delta
 from spark_jobs.session import get_spark
 
 
@@ -52,11 +52,10 @@ def run_taxonomy(cfg: PipelineConfig, spark=None) -> ApplyReport:
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     t0 = time.perf_counter()
     spark = spark or get_spark(cfg.spark)
-    backend = cfg.spark.table_backend
     src = tables.table_path(cfg.warehouse, BRONZE)
-    if backend == "delta-rs" and not tables.table_exists(src):
+    if not table_exists(spark, src):
         raise FileNotFoundError(f"{src} does not exist: run `b2ner ingest` first")
-    bronze = read_delta(spark, src, backend, schema=BRONZE_SAMPLES)
+    bronze = read_delta(spark, src)
     counts = raw_label_counts(bronze)
     require_clean(check_counts(cfg, counts))
     _, mappings = load_stage(cfg)
@@ -69,20 +68,41 @@ def run_taxonomy(cfg: PipelineConfig, spark=None) -> ApplyReport:
     silver = bronze.mapInArrow(map_batches, schema=from_arrow_schema(SILVER_SAMPLES))
     dst = tables.table_path(cfg.warehouse, SILVER)
     datasets = set(counts) | {r["dataset"] for r in bronze.select("dataset").distinct().collect()}
-    exists = backend != "delta-rs" or tables.table_exists(dst)
     write_delta(
         silver,
         dst,
-        backend=backend,
         mode="overwrite",
-        predicate=dataset_predicate(datasets) if exists and datasets else None,
+        predicate=dataset_predicate(datasets) if datasets else None,
         schema=SILVER_SAMPLES,
         metadata=commit_metadata(cfg, "taxonomy apply (spark)"),
     )
-    summary = (
-        apply_summary(tables.read_table(dst, columns=["dataset", "entities", "label_set"]))
-        if backend == "delta-rs"
-        else {}
-    )
+    summary = spark_summary(read_delta(spark, dst))
     rows = sum(d["samples"] for d in summary.values())
     return ApplyReport("spark", rows, time.perf_counter() - t0, summary)
+
+
+def spark_summary(silver) -> dict[str, dict]:
+    """`apply_summary` of silver/samples, aggregated on the executors (one row per dataset comes back)."""
+    from pyspark.sql import functions as F
+
+    n_entities = F.coalesce(F.size("entities"), F.lit(0))
+    untyped = F.filter("entities", lambda e: e["type"].isNull() | (e["type"] == ""))
+    rows = (
+        silver.groupBy("dataset")
+        .agg(
+            F.count(F.lit(1)).alias("samples"),
+            F.sum(F.when(F.col("entities").isNull(), 0).otherwise(n_entities)).alias("entities"),
+            F.sum(F.when(F.col("entities").isNull(), 0).otherwise(F.size(untyped))).alias("untyped"),
+            F.first("label_set").alias("label_set"),
+        )
+        .collect()
+    )
+    return {
+        r["dataset"]: {
+            "samples": r["samples"],
+            "entities": int(r["entities"] or 0),
+            "untyped": int(r["untyped"] or 0),
+            "label_set": r["label_set"],
+        }
+        for r in rows
+    }

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -382,3 +384,27 @@ class _SftKit:
 @pytest.fixture
 def sft_kit() -> type[_SftKit]:
     return _SftKit
+
+
+def _run_threads(fns: list[Callable[[], object]]) -> None:
+    """Run `fns` in concurrent threads (concurrent-writer tests); re-raise the first error here."""
+    errors: list[BaseException] = []
+
+    def wrap(fn):
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised below in the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrap, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def run_threads() -> Callable[[list[Callable[[], object]]], None]:
+    return _run_threads

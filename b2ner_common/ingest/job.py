@@ -90,12 +90,20 @@ def reconciliation(cfg: PipelineConfig, tasks: list[FileTask], stats) -> pa.Tabl
 
 
 def report(
-    cfg: PipelineConfig, recon: pa.Table, stats, engine: str, seconds: float, units: int
+    cfg: PipelineConfig,
+    recon: pa.Table,
+    stats,
+    engine: str,
+    seconds: float,
+    units: int,
+    have: dict[tuple[str, str], int] | None = None,
 ) -> IngestReport:
-    """Compare the run's counts with what bronze/samples now holds."""
-    have = table_counts(
-        tables.read_table(tables.table_path(cfg.warehouse, SAMPLES), columns=["dataset", "split"])
-    )
+    """Compare the run's counts with what bronze/samples now holds ({(dataset, split): rows}, read here
+    with delta-rs when the engine does not pass them)."""
+    if have is None:
+        have = table_counts(
+            tables.read_table(tables.table_path(cfg.warehouse, SAMPLES), columns=["dataset", "split"])
+        )
     return IngestReport(engine, recon, check_reconciliation(stats, have), seconds, units)
 
 

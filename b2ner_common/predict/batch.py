@@ -202,7 +202,9 @@ def iter_slices(docs: pa.Table, size: int) -> Iterator[pa.Table]:
 
 
 def count_problems(rows: pd.DataFrame, acc: dict[str, int]) -> None:
-    for status, err in zip(rows["status"], rows["error"], strict=True):
+    """Add up the problem counts in `error` (JSON); an `n` column weights aggregated rows."""
+    weights = rows["n"] if "n" in rows else [1] * len(rows)
+    for status, err, n in zip(rows["status"], rows["error"], weights, strict=True):
         if status in ("parse_error", "truncated", "ok") and err:
             for k, v in json.loads(err).items():
-                acc[k] = acc.get(k, 0) + int(v)
+                acc[k] = acc.get(k, 0) + int(v) * int(n)

@@ -63,12 +63,14 @@ class PredictSummary:
         return asdict(self) | {"docs_per_s": self.docs_per_s}
 
     def add_rows(self, rows: pd.DataFrame) -> None:
-        self.predicted += len(rows)
+        """Count rows by status; an `n` column weights each row (aggregated (status, error, n) rows)."""
+        n = rows["n"] if "n" in rows else pd.Series(1, index=rows.index)
+        self.predicted += int(n.sum())
         st = rows["status"].fillna("")
-        self.ok += int((st == "ok").sum())
-        self.truncated += int((st == "truncated").sum())
-        self.parse_error += int((st == "parse_error").sum())
-        self.errors += int(st.str.startswith("error").sum())
+        self.ok += int(n[st == "ok"].sum())
+        self.truncated += int(n[st == "truncated"].sum())
+        self.parse_error += int(n[st == "parse_error"].sum())
+        self.errors += int(n[st.str.startswith("error")].sum())
 
 
 def output_path(cfg: PipelineConfig) -> str:
@@ -156,15 +158,22 @@ def commit_rows(out_path: str, rows: pa.Table, cfg: PipelineConfig) -> int:
 
     With predict.retry_errors an error row of the same document is replaced by the new row.
     """
-    meta = {"stage": "predict", "run_id": cfg.predict.run_id, "config": cfg.model_dump(mode="json")}
-    replace = ERROR_ROW if cfg.predict.retry_errors else None
     return tables.write_table(
-        out_path, rows, merge_keys=OUTPUT_KEYS, metadata=meta, replace_matched_when=replace
+        out_path,
+        rows,
+        merge_keys=OUTPUT_KEYS,
+        metadata=commit_metadata(cfg),
+        replace_matched_when=replace_errors(cfg),
     )
 
 
+def replace_errors(cfg: PipelineConfig) -> str | None:
+    """The MERGE's matched-row condition: replace this run's error rows when predict.retry_errors."""
+    return ERROR_ROW if cfg.predict.retry_errors else None
+
+
 def count_table_rows(summary: PredictSummary) -> PredictSummary:
-    """Fill summary.table_rows / table_errors from the output table (every engine calls this at the end)."""
+    """Fill summary.table_rows / table_errors from the output table (local and Ray engines, at the end)."""
     if tables.table_exists(summary.output):
         from deltalake import DeltaTable
 
@@ -213,9 +222,17 @@ def run_local(
 def commit_slice(
     out_path: str, rows: pa.Table, cfg: PipelineConfig, summary, problems: dict[str, int], t0: float
 ) -> None:
-    """Commit one slice of prediction rows (every engine) and fold its statuses into the run summary."""
+    """Commit one slice of prediction rows (local and Ray engines) and fold its statuses into the summary."""
     commit_rows(out_path, rows, cfg)
-    frame = rows.select(["status", "error"]).to_pandas()
+    fold_slice(rows.select(["status", "error"]).to_pandas(), summary, problems, t0)
+
+
+def commit_metadata(cfg: PipelineConfig) -> dict:
+    return {"stage": "predict", "run_id": cfg.predict.run_id, "config": cfg.model_dump(mode="json")}
+
+
+def fold_slice(frame: pd.DataFrame, summary, problems: dict[str, int], t0: float) -> None:
+    """Fold a committed slice's status/error rows (optionally weighted by `n`) into the run summary."""
     summary.commits += 1
     summary.add_rows(frame)
     count_problems(frame, problems)

@@ -84,5 +84,5 @@ def test_infra_cluster_config_loads_and_points_at_object_storage():
     if not path.is_file():
         pytest.skip("configs/cluster.yaml not written yet")
     cfg = load_config(path)
-    assert cfg.spark.table_backend == "delta-spark"
+    assert cfg.spark.delta_jars == "provided"
     assert "://" in cfg.warehouse, "the cluster warehouse must be an object-store URI"

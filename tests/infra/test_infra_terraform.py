@@ -230,7 +230,7 @@ def test_infra_cluster_overrides_output_is_a_valid_b2ner_config():
             overrides.append(f"{key}=s3://bucket/warehouse")
     assert len(overrides) >= 4
     cfg = load_config(None, overrides)
-    assert cfg.spark.table_backend == "delta-spark"
+    assert cfg.spark.delta_jars == "provided"
     assert cfg.warehouse.startswith("s3://")
 
 
@@ -243,7 +243,7 @@ def test_infra_emr_entrypoint_runs_b2ner_cli(tmp_path: Path):
             str(entry),
             "config",
             "warehouse=s3://bucket/warehouse",
-            "spark.table_backend=delta-spark",
+            "spark.delta_jars=provided",
         ],
         capture_output=True,
         text=True,

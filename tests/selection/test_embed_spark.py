@@ -104,7 +104,7 @@ def test_embed_spark_only_selection_candidates_with_a_stable_cap(spark, warehous
     # The cap keeps a seeded hash order: a larger cap is a superset, so only the difference is embedded.
     wider = load_config(None, [f"warehouse={warehouse}", "select.max_candidates_per_dataset=30"])
     assert run_embed(wider, spark).computed == 5
-    cands = selection_candidates(read_delta(spark, silver, "delta-rs"), wider, excluded_datasets(wider)[1])
+    cands = selection_candidates(read_delta(spark, silver), wider, excluded_datasets(wider)[1])
     ids = {r["sample_id"] for r in cands.select("sample_id").collect()}
     assert first < ids and len(ids) == 30
 

@@ -57,7 +57,7 @@ output "b2ner_cluster_overrides" {
   description = "The infrastructure-specific keys of configs/cluster.yaml, ready to paste (or pass as key=value overrides)."
   value = yamlencode({
     warehouse = module.storage.warehouse_uri
-    spark     = { table_backend = "delta-spark" }
+    spark     = { delta_jars = "provided" }
     ray       = { address = "auto" }
     train     = { output_dir = module.storage.checkpoints_uri }
   })
