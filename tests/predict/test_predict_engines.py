@@ -82,7 +82,8 @@ def test_predict_spark_killed_job_resumes_to_exact_rows(tmp_path, spark, predict
     deadline = time.time() + 180
     try:
         while time.time() < deadline and proc.poll() is None:
-            if tables.table_exists(out):
+            # The first write creates the table empty, then MERGEs the first slice: wait for rows.
+            if tables.table_exists(out) and tables.read_table(out, columns=["doc_id"]).num_rows:
                 break
             time.sleep(0.2)
     finally:
