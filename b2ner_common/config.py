@@ -134,12 +134,17 @@ class PredictConfig(Section):
 class SpanEncoderModelConfig(Section):
     """model.span: architecture/decoding of the span-encoder family (a saved model keeps its own)."""
 
+    # bi: text tower + frozen label tower (~6x the training samples per CPU-second; the better of the two
+    # at CPU budgets up to 8 min, measured in docs/benchmarks.md "quality"); uni: labels written into the
+    # encoder input (GLiNER's uni-encoder; set freeze_layers=0, threshold from the sweep), needs more compute
+    architecture: Literal["uni", "bi"] = "bi"
+    label_pooling: Literal["marker", "mean"] = "marker"  # uni: label vector from its marker, or the mean
     max_width: int = 12  # longest entity in words (a CJK character is one word); wider gold is skipped
     max_tokens: int = 128  # encoder window; longer texts are cut into windows at word boundaries
     freeze_layers: int = 3  # lower encoder layers kept frozen: fewer frees more quality, costs speed
     span_dim: int = 256
     use_definitions: bool = False  # label text "name: definition" where the taxonomy gives one
-    threshold: float | None = None  # decision threshold; None = the one saved with the model (0.3)
+    threshold: float | None = None  # decision threshold; None = the one saved with the model
     batch_size: int = 64  # segments per forward pass at inference
     quantize: bool = False  # dynamic int8 for CPU inference (faster, slightly different scores)
 
@@ -148,10 +153,13 @@ class SpanTrainerKnobs(Section):
     """The span trainer's per-step knobs, written once: `train.span` (SpanEncoderTrainConfig) adds the data
     knobs, `models.span_encoder.train.SpanTrainOptions` the run-level ones (steps, seed, schedule)."""
 
+    # Training-time budget in minutes: steps are planned from the measured step time and the LR schedule
+    # (warm-up, linear decay to 0) fits the budget. Set: overrides train.max_steps / train.epochs.
+    max_minutes: float | None = Field(None, gt=0)
     batch_size: int = 32  # segments per step per worker
-    lr_encoder: float = 1e-4
-    lr_head: float = 2e-3
-    max_labels: int = 12  # labels shown per sample: positives + dataset negatives + pool negatives
+    lr_encoder: float = 1e-4  # the trained (upper) encoder layers
+    lr_head: float = 2e-3  # span/label heads (and the uni label marker), trained from scratch
+    max_labels: int = 12  # labels shown per sample (uni: each costs ~3 tokens of input per sample)
     pool_negatives: int = 2  # random labels from the whole pool (may be false negatives: keep few)
     drop_positive: float = 0.1  # B2NER: each positive label dropped with its entities
     focal_gamma: float = Field(2.0, ge=0.0)  # > 0: focal loss, down-weights the many easy negatives
@@ -270,9 +278,9 @@ class RunConfig(Section):
     stages: list[Literal["ingest", "taxonomy", "embed", "select", "train", "evaluate"]] = Field(
         default_factory=lambda: list(RUN_STAGES)
     )
-    # The main job trains a short span-encoder run so it finishes in minutes on a laptop; used only when
-    # train.max_steps is unset. Full runs: `b2ner train` (or run.train_steps=null).
-    train_steps: int | None = 300
+    # The main job trains the span encoder for this many minutes (train.span.max_minutes) so it finishes
+    # on a laptop; used only when train.max_steps and train.span.max_minutes are unset. null = epochs.
+    train_minutes: float | None = 8.0
     # Sentences per OOD-DEV dataset the main job evaluates on; used only when evaluate.max_samples is unset.
     eval_samples: int | None = 300
     # Candidates per dataset the main job embeds and selects from; used only when

@@ -33,6 +33,21 @@ def total_steps(cfg: PipelineConfig, n_examples: int, world: int) -> int:
     return max(1, cfg.train.epochs * -(-n_examples // per_step))
 
 
+def agree_min(world: int):
+    """Data-parallel ranks must stop at the same step: every rank takes the smallest planned step count."""
+    if world <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    def agree(total: int) -> int:
+        t = torch.tensor([total], dtype=torch.long)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
+
+    return agree
+
+
 class SpanEncoderRecipe:
     """One worker's run, in named phases as in torchtune's recipes: `setup` (model, data, backend, restore,
     tracking), `train` (the loop), `save_and_report`, `cleanup`."""
@@ -118,13 +133,15 @@ class SpanEncoderRecipe:
     def train(self) -> None:
         import ray.train
 
-        tc, trainer, steps, start = self.cfg.train, self.trainer, self.steps, self.start
+        tc, trainer, start = self.cfg.train, self.trainer, self.start
         window: list[float] = []
         t0, seen0 = time.perf_counter(), trainer.samples_seen
-        while trainer.step < steps:
+        agree = agree_min(self.world)  # a time budget's plan: every rank stops at the same step
+        while not trainer.done:
             res = trainer.fit(
-                steps=min(steps, (trainer.step // tc.report_every + 1) * tc.report_every),
+                steps=(trainer.step // tc.report_every + 1) * tc.report_every,
                 on_step=self._on_step,
+                agree=agree,
             )
             window.extend(res["losses"])
             done = trainer.step
@@ -134,21 +151,23 @@ class SpanEncoderRecipe:
                 "loss": sum(window) / max(len(window), 1),
                 "samples_per_s": (trainer.samples_seen - seen0) * self.world / max(elapsed, 1e-9),
                 "lr_encoder": trainer.scheduler.get_last_lr()[0],
+                "planned_steps": trainer.total_steps,
+                "train_minutes": trainer.train_seconds / 60,
                 "start_step": start,  # > 0 when this launch resumed from a checkpoint
             }
             if self.tracker:
                 self.tracker.log_metrics(metrics, step=done)
             window, t0, seen0 = [], time.perf_counter(), trainer.samples_seen
-            if done % tc.checkpoint_every == 0 or done >= steps:
+            if done % tc.checkpoint_every == 0 or trainer.done:
                 self.save_and_report(metrics)
             else:
                 ray.train.report(metrics)
-        if start >= steps:  # a finished run launched again: nothing to train, keep the last checkpoint
+        if start >= trainer.total_steps:  # a finished run launched again: keep the last checkpoint
             ray.train.report({"step": start, "already_done": 1})
 
     def _on_step(self, step: int, loss: float) -> None:
         if self.progress is not None:
-            self.progress.step(step, self.steps, loss, self.trainer.samples_seen * self.world)
+            self.progress.step(step, self.trainer.total_steps, loss, self.trainer.samples_seen * self.world)
 
     def save_and_report(self, metrics: dict[str, Any]) -> None:
         """Report `metrics` with a checkpoint: the model directory + the trainer state, written by rank 0."""

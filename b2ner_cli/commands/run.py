@@ -165,8 +165,8 @@ def main_job_caps(cfg: PipelineConfig) -> PipelineConfig:
     cfg = cfg.model_copy(deep=True)
     if cfg.select.max_candidates_per_dataset is None:
         cfg.select.max_candidates_per_dataset = cfg.run.candidates_per_dataset
-    if cfg.train.max_steps is None:
-        cfg.train.max_steps = cfg.run.train_steps
+    if cfg.train.max_steps is None and cfg.train.span.max_minutes is None:
+        cfg.train.span.max_minutes = cfg.run.train_minutes
     if cfg.evaluate.max_samples is None:
         cfg.evaluate.max_samples = cfg.run.eval_samples
     return cfg

@@ -20,7 +20,7 @@ def test_run_pipeline_sample_corpus_end_to_end_and_rerun(tmp_path: Path, monkeyp
     overrides = [
         "ingest.corpora=/no/such/corpora",
         "warehouse=wh",
-        "run.train_steps=20",
+        "train.max_steps=20",
         "run.eval_samples=40",
         "train.num_workers=1",
         "select.budget_per_dataset=60",

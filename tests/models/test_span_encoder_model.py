@@ -238,3 +238,143 @@ def test_span_train_options_from_config_take_every_train_span_knob():
     for name in SpanTrainerKnobs.model_fields:
         assert getattr(opts, name) == getattr(cfg.train.span, name)
         assert SpanTrainOptions.model_fields[name].default == SpanTrainerKnobs.model_fields[name].default
+
+
+# -- uni-encoder (labels in the input), time budget, format version ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_encoder_dir):
+    return build_span_encoder(
+        str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", max_width=4, span_dim=16)
+    )
+
+
+def test_span_encoder_features_prompt_places_markers_labels_and_words(tiny):
+    from b2ner_common.models.span_encoder.features import collate_prompted
+
+    text = "Barack Obama visited Paris ."
+    (seg,) = segment_texts(tiny.tokenizer, [text], 64)[0]
+    seg.gold = [(0, 1, "person"), (3, 3, "city")]
+    tok = tiny.tokenizer
+    batch = collate_prompted(
+        [seg, seg],
+        [["person", "city", "date"], ["date", "person"]],
+        tiny.label_tokens,
+        cls_id=tok.cls_token_id,
+        sep_id=tok.sep_token_id,
+        pad_id=tok.pad_token_id,
+        marker_id=tok.sep_token_id,
+        max_width=4,
+        with_targets=True,
+    )
+    assert batch.labels == ["person", "city", "date"]
+    ids = batch.input_ids[1].tolist()
+    # Row 2: [CLS] <m> date <m> person [SEP] text [SEP]; its city column is not shown.
+    assert tok.convert_ids_to_tokens(ids[:6]) == ["[CLS]", "[SEP]", "date", "[SEP]", "person", "[SEP]"]
+    assert batch.label_index[1].tolist() == [3, 0, 1] and batch.label_mask[1].tolist() == [True, False, True]
+    assert batch.marker_mask[1].nonzero().flatten().tolist() == [1, 3]
+    # label_pooling="mean": each shown label averages its marker and its name tokens, nothing else.
+    assert batch.label_pool[1, 0].nonzero().flatten().tolist() == [3, 4]
+    assert torch.allclose(batch.label_pool[1].sum(-1), torch.tensor([1.0, 0.0, 1.0]))
+    # Words point at their first sub-word after the prompt, in both rows (different prompt lengths).
+    for b in range(2):
+        firsts = batch.input_ids[b, batch.word_index[b, : seg.n_words]].tolist()
+        assert tok.convert_ids_to_tokens(firsts) == ["barack", "obama", "visited", "paris", "."]
+    assert batch.targets[0].sum() == 2 and batch.targets[1].sum() == 1  # gold only for shown labels
+
+
+@pytest.mark.parametrize(("architecture", "pooling"), [("uni", "marker"), ("uni", "mean"), ("bi", "marker")])
+def test_span_encoder_logits_shape_and_save_load_round_trip(
+    tiny_encoder_dir, tmp_path, architecture, pooling
+):
+    m = build_span_encoder(
+        str(tiny_encoder_dir),
+        SpanEncoderSettings(architecture=architecture, label_pooling=pooling, max_width=4),
+    )
+    segs = [s for ss in segment_texts(m.tokenizer, TEXTS[:3], 32) for s in ss]
+    labels = [["person", "city"], ["公司"], ["city", "person", "food"]][: len(segs)] + [["x"]] * (
+        len(segs) - 3
+    )
+    batch = m.collate(segs, labels)
+    logits = m(batch, batch.labels)
+    assert logits.shape == (len(segs), batch.word_mask.shape[1], 4, len(batch.labels))
+    again = load_span_encoder(save_span_encoder(m, tmp_path / f"{architecture}_{pooling}"))
+    assert again.settings.architecture == architecture and (again.label_encoder is None) == (
+        architecture == "uni"
+    )
+    a = m.predict(TEXTS, ["person", "city"], threshold=0.0)
+    assert _same_predictions(a, again.predict(TEXTS, ["person", "city"], threshold=0.0)) and sum(map(len, a))
+
+
+def test_span_encoder_old_format_version_errors_with_the_fix(tiny, tmp_path):
+    import json
+
+    out = save_span_encoder(tiny, tmp_path / "old")
+    raw = json.loads((out / "span_encoder.json").read_text())
+    raw["format_version"] = 1
+    (out / "span_encoder.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="format_version 1.*train the model again"):
+        load_span_encoder(out)
+
+
+def test_span_encoder_predict_splits_label_sets_larger_than_the_prompt(tiny_encoder_dir):
+    m = build_span_encoder(
+        str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", max_width=4, max_prompt_labels=2)
+    )
+    labels = ["person", "city", "date", "organization", "food"]
+    seen, forward = [], m.forward
+
+    def spy(batch, label_texts):
+        seen.append((batch.label_mask.sum(1).max().item(), set(batch.labels)))
+        return forward(batch, label_texts)
+
+    m.forward = spy
+    preds = m.predict(TEXTS, labels, threshold=0.0)
+    _check_offsets(TEXTS, preds, set(labels))
+    # No prompt holds more than two labels, and every label was scored for the texts.
+    assert max(n for n, _ in seen) <= 2 and set().union(*(ls for _, ls in seen)) == set(labels)
+
+
+def test_span_encoder_int8_predictions_have_valid_offsets(tiny_encoder_dir):
+    from b2ner_common.models.span_encoder.model import quantize_for_inference
+
+    m = build_span_encoder(str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", max_width=4))
+    m = quantize_for_inference(m)
+    _check_offsets(TEXTS, m.predict(TEXTS, ["person", "city"], threshold=0.0), {"person", "city"})
+
+
+@pytest.mark.corpora
+def test_span_train_tiny_uni_encoder_loss_falls_on_real_sample(corpora_dir, tiny_encoder_dir):
+    torch.manual_seed(0)
+    rows = _conll_rows(corpora_dir, 64)
+    m = build_span_encoder(
+        str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", max_width=6, span_dim=32)
+    )
+    examples, _ = examples_from_rows(rows, m)
+    opts = SpanTrainOptions(batch_size=16, steps=100, lr_encoder=1e-3, lr_head=3e-3, seed=0)
+    res = SpanTrainer(m, examples, opts).fit()
+    assert res["steps"] == 100 and res["last_loss"] < 0.5 * res["first_loss"]
+
+
+@pytest.mark.corpora
+def test_span_train_time_budget_plans_steps_and_decays_lr_to_zero(corpora_dir, tiny_encoder_dir):
+    rows = _conll_rows(corpora_dir, 64)
+    m = build_span_encoder(str(tiny_encoder_dir), SpanEncoderSettings(max_width=6, span_dim=32))
+    examples, _ = examples_from_rows(rows, m)
+    opts = SpanTrainOptions(batch_size=8, steps=100_000, max_seconds=2.0, replan_every=10, seed=0)
+    trainer = SpanTrainer(m, examples, opts)
+    res = trainer.fit()
+    assert trainer.done and res["planned_steps"] == res["steps"] < 100_000
+    # The schedule fitted the plan: the LR has decayed (not exactly to 0 when the last re-plan shortened the
+    # run after the scheduler's step, which a loaded machine makes likely).
+    assert trainer.scheduler.get_last_lr()[0] < 0.25 * opts.lr_encoder
+    # The plan itself, on a known clock: 10 steps in 1 s after calibration, 1 s left -> 10 more steps.
+    planner = SpanTrainer(m, examples, SpanTrainOptions(steps=100_000, max_seconds=3.0))
+    planner._calib, planner.step, planner.train_seconds = (3, 1.0), 13, 2.0
+    assert planner.replan() == 23
+    assert planner.replan(agree=lambda total: total - 5) == 18  # data-parallel ranks settle on one number
+    # Resuming restores the plan and the clock.
+    again = SpanTrainer(m, examples, opts)
+    again.load_state_dict(trainer.state_dict())
+    assert again.done and again.train_seconds == trainer.train_seconds

@@ -10,7 +10,7 @@ a segment is the unit the model sees (spans never cross segments).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -109,6 +109,11 @@ class Batch:
     labels: list[str]  # union of the label names of the batch (column order of the logits)
     label_mask: torch.Tensor  # [B, L] bool: label l is shown for segment b
     targets: torch.Tensor | None = None  # [B, W, K, L] float, training only
+    # Uni-encoder only: token position of each column's label marker per segment (0 = not shown), and
+    # which input positions are markers (their embedding is the model's trainable marker vector).
+    label_index: torch.Tensor | None = None  # [B, L] long
+    marker_mask: torch.Tensor | None = None  # [B, T] bool
+    label_pool: torch.Tensor | None = None  # [B, L, T] float: mean over a label's marker + name tokens
 
 
 def collate(
@@ -153,6 +158,87 @@ def collate(
                 if label in label_pos:
                     targets[i, first, last - first, label_pos[label]] = 1.0
     return Batch(input_ids, attn, word_index, word_mask, list(segments), list(label_pos), label_mask, targets)
+
+
+def collate_prompted(
+    segments: Sequence[Segment],
+    labels_per_segment: Sequence[Sequence[str]],
+    label_tokens: Callable[[str], list[int]],
+    *,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    marker_id: int,
+    max_width: int,
+    with_targets: bool = False,
+) -> Batch:
+    """Uni-encoder inputs: `[CLS] <m> label1 <m> label2 ... [SEP] text [SEP]` per segment.
+
+    Each segment's labels are written in its own order (training shuffles them; the model must not learn
+    positions). `<m>` is `marker_id` in input_ids and flagged in marker_mask (the model swaps in its
+    trained marker embedding there); `label_tokens(name)` gives the (truncated) sub-word ids of a name.
+    Label columns are the union over the batch, as in `collate`, so targets and decoding are shared.
+    """
+    b = len(segments)
+    label_pos: dict[str, int] = {}
+    for ls in labels_per_segment:
+        for name in ls:
+            label_pos.setdefault(name, len(label_pos))
+    n_cols = max(len(label_pos), 1)
+    prompts: list[list[int]] = []
+    marks: list[list[tuple[int, int, int]]] = []  # (marker position, column, name length) per segment
+    for ls in labels_per_segment:
+        ids, mk = [cls_id], []
+        for name in ls:
+            name_ids = label_tokens(name)
+            mk.append((len(ids), label_pos[name], len(name_ids)))
+            ids.append(marker_id)
+            ids.extend(name_ids)
+        ids.append(sep_id)
+        prompts.append(ids)
+        marks.append(mk)
+    t = max(len(p) + len(s.token_ids) for p, s in zip(prompts, segments, strict=True)) + 1
+    w = max(max(s.n_words for s in segments), 1)
+    input_ids = torch.full((b, t), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, t), dtype=torch.long)
+    marker_mask = torch.zeros((b, t), dtype=torch.bool)
+    word_index = torch.zeros((b, w), dtype=torch.long)
+    word_mask = torch.zeros((b, w), dtype=torch.bool)
+    label_mask = torch.zeros((b, n_cols), dtype=torch.bool)
+    label_index = torch.zeros((b, n_cols), dtype=torch.long)
+    label_pool = torch.zeros((b, n_cols, t), dtype=torch.float32)
+    for i, (seg, prompt) in enumerate(zip(segments, prompts, strict=True)):
+        row = prompt + seg.token_ids + [sep_id]
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attn[i, : len(row)] = 1
+        if seg.n_words:
+            word_index[i, : seg.n_words] = torch.tensor(seg.word_first_token, dtype=torch.long) + len(prompt)
+            word_mask[i, : seg.n_words] = True
+        for pos, col, n in marks[i]:
+            marker_mask[i, pos] = True
+            label_index[i, col] = pos
+            label_mask[i, col] = True
+            label_pool[i, col, pos : pos + n + 1] = 1.0 / (n + 1)
+    targets = None
+    if with_targets:
+        targets = torch.zeros((b, w, max_width, n_cols), dtype=torch.float32)
+        for i, seg in enumerate(segments):
+            for first, last, label in seg.gold:
+                if label in label_pos and label in labels_per_segment[i]:
+                    targets[i, first, last - first, label_pos[label]] = 1.0
+    return Batch(
+        input_ids,
+        attn,
+        word_index,
+        word_mask,
+        list(segments),
+        list(label_pos),
+        label_mask,
+        targets,
+        label_index,
+        marker_mask,
+        label_pool,
+    )
 
 
 def length_batches(

@@ -1,18 +1,20 @@
 """The `span-encoder` model family: an open-label NER model that trains and runs on CPU.
 
-Architecture (a bi-encoder in the style of GLiNER, built for speed):
-- text tower: a transformer encoder (all-MiniLM-L6-v2 by default); each word is its first sub-word token;
-  a span (first word i, width k < max_width) is `out(gelu(start(h_i) + end(h_{i+k}) + width(k)))`, which is
-  a concat-MLP over (start, end, width) computed without materializing the concatenation;
-- label tower: a frozen copy of the *pretrained* encoder, mean-pooled like the sentence-transformers model,
-  then a trainable MLP. Frozen means each label name is encoded once and cached, during training and at
-  inference, and the pretrained sentence-embedding geometry of label names is kept for unseen labels
-  (zero-shot);
-- score(span, label) = <span, label> / sqrt(d) + bias; training is binary cross-entropy over every
-  (span, shown label) pair; decoding keeps spans above the threshold, greedily, best score first, without
-  overlaps.
-The lower `freeze_layers` layers of the text tower are frozen: back-propagation through the top layers
-only is what makes >= 100 training samples/s on two cores possible.
+Two architectures (`SpanEncoderSettings.architecture`), the same span scoring and decoding:
+- "uni" (GLiNER's uni-encoder): the labels are written into the input,
+  `[CLS] <m> label1 <m> label2 ... [SEP] text [SEP]`, and one transformer (all-MiniLM-L6-v2 by default,
+  fine-tuned) reads labels and text together, so a label's vector (the hidden state of its marker `<m>`)
+  depends on the sentence and on the other labels shown (person next to writer and politician). The word
+  embeddings stay frozen (label words never seen in training keep their place next to the seen ones) and
+  `<m>` is one trained embedding vector; no vocabulary change, so any encoder directory works.
+- "bi" (the default: ~6x the training samples per CPU-second, the better one at CPU budgets): a text
+  tower plus a frozen copy of the pretrained encoder as label tower (mean-pooled label names, cached) and
+  a trainable label MLP.
+Spans: each word is its first sub-word token; span (first word i, width k < max_width) is
+`out(gelu(start(h_i) + end(h_{i+k}) + width(k)))`, a concat-MLP over (start, end, width) computed without
+materializing the concatenation. score(span, label) = <span, label> / sqrt(d) + bias; training is binary
+cross-entropy over every (span, shown label) pair; decoding keeps spans above the threshold, greedily,
+best score first, without overlaps.
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ import torch
 from torch import nn
 
 from b2ner_common.models.base import LabelSpec, per_text_label_sets
-from b2ner_common.models.span_encoder.features import Batch, Segment, collate, length_batches, segment_texts
+from b2ner_common.models.span_encoder.features import (
+    Batch,
+    Segment,
+    collate,
+    collate_prompted,
+    length_batches,
+    segment_texts,
+)
 from b2ner_common.schema import PredictedEntity
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: architecture "uni" | "bi"; version 1 (bi-encoder only) models must be retrained
 CONFIG_FILE = "span_encoder.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
@@ -41,13 +50,20 @@ ENCODER_DIR = "encoder"
 class SpanEncoderSettings:
     """Architecture and decoding settings, saved with the model (span_encoder.json)."""
 
+    architecture: str = "bi"  # "bi": separate frozen label tower; "uni": labels in the input (GLiNER)
     span_dim: int = 256
     max_width: int = 12  # longest span in words (a CJK character is a word)
-    max_tokens: int = 128  # encoder window per segment, sub-word tokens without [CLS]/[SEP]
-    freeze_layers: int = 3  # embeddings + this many lower layers are frozen in the text tower
+    max_tokens: int = 128  # text window per segment, sub-word tokens without specials and label prompt
+    freeze_layers: int = 3  # embeddings + this many lower layers are frozen in the text tower (uni: 0)
+    freeze_word_embeddings: bool = True  # uni: keep pretrained word embeddings (zero-shot label words)
+    max_label_tokens: int = 8  # uni: sub-words of a label name in the prompt (longer names are cut)
+    max_prompt_labels: int = 32  # uni: labels per forward pass; larger label sets take several passes
+    # uni: a label's vector from its marker's hidden state ("marker", GLiNER) or the mean over the marker
+    # and the label's own tokens ("mean": starts from the pretrained meaning of the label words)
+    label_pooling: str = "marker"
     dropout: float = 0.0  # heads; random masks cost ~15% of a CPU step, little data needs little dropout
     encoder_dropout: float = 0.0  # text tower; 0 also lets attention use the fused SDPA kernel
-    threshold: float = 0.3  # focal-loss training leaves zero-shot scores low: 0.3 beat 0.5 on OOD-DEV
+    threshold: float = 0.3  # focal-loss training leaves zero-shot scores low: 0.3 was best for "bi"
     use_definitions: bool = False  # label text = "name: definition" when a definition is given
     format_version: int = FORMAT_VERSION
 
@@ -60,18 +76,29 @@ def default_backbone() -> str:
 
 
 class SpanEncoder(nn.Module):
-    """Text encoder + frozen label encoder + span/label heads. Use `build_span_encoder` / `load_span_encoder`."""
+    """Encoder + span/label heads (+ a frozen label tower for "bi"). Use `build_span_encoder` / `load_span_encoder`."""
 
     def __init__(
-        self, encoder: nn.Module, label_encoder: nn.Module, tokenizer, settings: SpanEncoderSettings
+        self,
+        encoder: nn.Module,
+        label_encoder: nn.Module | None,
+        tokenizer,
+        settings: SpanEncoderSettings,
     ):
         super().__init__()
+        if settings.architecture not in ("uni", "bi"):
+            raise ValueError(f"architecture must be 'uni' or 'bi', got {settings.architecture!r}")
+        if settings.label_pooling not in ("marker", "mean"):
+            raise ValueError(f"label_pooling must be 'marker' or 'mean', got {settings.label_pooling!r}")
+        if (settings.architecture == "bi") != (label_encoder is not None):
+            raise ValueError("a label tower is needed for architecture 'bi' and only there")
         self.settings = settings
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.label_encoder = label_encoder
-        for p in self.label_encoder.parameters():
-            p.requires_grad = False
+        if label_encoder is not None:
+            for p in label_encoder.parameters():
+                p.requires_grad = False
         h, d, k = encoder.config.hidden_size, settings.span_dim, settings.max_width
         self.start = nn.Linear(h, d)
         self.end = nn.Linear(h, d, bias=False)
@@ -80,17 +107,29 @@ class SpanEncoder(nn.Module):
         self.label_proj = nn.Sequential(
             nn.Linear(h, d), nn.GELU(), nn.Dropout(settings.dropout), nn.Linear(d, d)
         )
+        if self.uni:
+            # The label marker starts as the [SEP] embedding (a boundary the encoder already knows).
+            emb = encoder.get_input_embeddings().weight
+            self.marker = nn.Parameter(emb[tokenizer.sep_token_id].detach().clone())
         # Few spans are entities: start from a low prior so early steps are not spent unlearning positives.
         self.bias = nn.Parameter(torch.tensor(-4.0))
         self._label_cache: dict[str, torch.Tensor] = {}
+        self._label_token_cache: dict[str, list[int]] = {}
         self.freeze_lower(settings.freeze_layers)
         for mod in self.encoder.modules():
             if isinstance(mod, nn.Dropout):
                 mod.p = settings.encoder_dropout
 
+    @property
+    def uni(self) -> bool:
+        return self.settings.architecture == "uni"
+
     # -- towers -----------------------------------------------------------------------------------
     def freeze_lower(self, n_layers: int) -> None:
-        """Freeze embeddings and the lower `n_layers` transformer layers of the text tower (n=0: none)."""
+        """Freeze embeddings and the lower `n_layers` transformer layers of the text tower (n=0: none).
+
+        With freeze_word_embeddings the word-embedding table stays frozen in any case.
+        """
         layers = _encoder_layers(self.encoder)
         for p in self.encoder.parameters():
             p.requires_grad = True
@@ -100,12 +139,27 @@ class SpanEncoder(nn.Module):
             for layer in layers[:n_layers]:
                 for p in layer.parameters():
                     p.requires_grad = False
+        if self.settings.freeze_word_embeddings:
+            self.encoder.get_input_embeddings().weight.requires_grad = False
 
     def label_text(self, name: str, definition: str = "") -> str:
         return f"{name}: {definition}" if self.settings.use_definitions and definition else name
 
+    def label_tokens(self, text: str) -> list[int]:
+        """Sub-word ids of a label text in the uni prompt (cached; cut at max_label_tokens)."""
+        ids = self._label_token_cache.get(text)
+        if ids is None:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][
+                : self.settings.max_label_tokens
+            ]
+            self._label_token_cache[text] = ids
+        return ids
+
     @torch.no_grad()  # not inference_mode: cached vectors feed the trainable projection during training
     def _encode_label_texts(self, texts: Sequence[str], batch_size: int = 256) -> None:
+        """Bi-encoder only: pooled frozen-tower encodings of label texts, cached."""
+        if self.label_encoder is None:
+            return
         missing = [t for t in dict.fromkeys(texts) if t not in self._label_cache]
         if not missing:
             return
@@ -120,20 +174,29 @@ class SpanEncoder(nn.Module):
                 self._label_cache[t] = v.clone()
 
     def label_vectors(self, label_texts: Sequence[str]) -> torch.Tensor:
-        """[L, span_dim] projected label vectors (pooled encodings cached; the projection is trainable)."""
+        """Bi-encoder: [L, span_dim] projected label vectors (pooled encodings cached)."""
         self._encode_label_texts(label_texts)
         pooled = torch.stack([self._label_cache[t] for t in label_texts])
         return self.label_proj(pooled)
 
-    def span_vectors(self, batch: Batch) -> torch.Tensor:
-        """[B, W, K, span_dim] span vectors for every (first word, width) of the batch."""
-        hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[0]
+    def _hidden(self, batch: Batch) -> torch.Tensor:
+        if not self.uni:
+            return self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[0]
+        embeds = self.encoder.get_input_embeddings()(batch.input_ids)
+        embeds = torch.where(batch.marker_mask.unsqueeze(-1), self.marker.to(embeds.dtype), embeds)
+        return self.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask)[0]
+
+    def _spans_from_hidden(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         words = torch.gather(hidden, 1, batch.word_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         s, e = self.start(words), self.end(words)  # [B, W, D]
         w, k = words.shape[1], self.settings.max_width
         end_idx = (torch.arange(w).unsqueeze(1) + torch.arange(k).unsqueeze(0)).clamp(max=w - 1)  # [W, K]
         e_k = e[:, end_idx]  # [B, W, K, D]
         return self.span_out(s.unsqueeze(2) + e_k + self.width.weight)
+
+    def span_vectors(self, batch: Batch) -> torch.Tensor:
+        """[B, W, K, span_dim] span vectors for every (first word, width) of the batch."""
+        return self._spans_from_hidden(self._hidden(batch), batch)
 
     def span_mask(self, batch: Batch) -> torch.Tensor:
         """[B, W, K] True where span (i, i+k) lies inside the segment's words."""
@@ -144,9 +207,19 @@ class SpanEncoder(nn.Module):
 
     def forward(self, batch: Batch, label_texts: Sequence[str]) -> torch.Tensor:
         """Logits [B, W, K, L] for the batch against `label_texts` (one per column of batch.label_mask)."""
-        spans = self.span_vectors(batch)
+        hidden = self._hidden(batch)
+        spans = self._spans_from_hidden(hidden, batch)
+        scale = 1.0 / math.sqrt(spans.shape[-1])
+        if self.uni:
+            if self.settings.label_pooling == "mean":
+                pooled = torch.bmm(batch.label_pool.to(hidden.dtype), hidden)
+            else:
+                idx = batch.label_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+                pooled = torch.gather(hidden, 1, idx)
+            labels = self.label_proj(pooled)  # [B, L, D]
+            return torch.einsum("bwkd,bld->bwkl", spans, labels) * scale + self.bias
         labels = self.label_vectors(label_texts)
-        return torch.einsum("bwkd,ld->bwkl", spans, labels) / math.sqrt(spans.shape[-1]) + self.bias
+        return torch.einsum("bwkd,ld->bwkl", spans, labels) * scale + self.bias
 
     def loss(self, batch: Batch, label_texts: Sequence[str]) -> torch.Tensor:
         """Training loss of a batch with targets (see `span_loss`)."""
@@ -155,17 +228,21 @@ class SpanEncoder(nn.Module):
     # -- inference --------------------------------------------------------------------------------
     def collate(
         self, segments: Sequence[Segment], labels: Sequence[Sequence[str]], with_targets: bool = False
-    ):
+    ) -> Batch:
+        """Model inputs for segments with the label texts shown for each (training: with gold targets)."""
         tok = self.tokenizer
-        return collate(
-            segments,
-            labels,
-            cls_id=tok.cls_token_id,
-            sep_id=tok.sep_token_id,
-            pad_id=tok.pad_token_id,
-            max_width=self.settings.max_width,
-            with_targets=with_targets,
-        )
+        ids = {"cls_id": tok.cls_token_id, "sep_id": tok.sep_token_id, "pad_id": tok.pad_token_id}
+        if self.uni:
+            return collate_prompted(
+                segments,
+                labels,
+                self.label_tokens,
+                marker_id=tok.sep_token_id,  # replaced by the marker embedding; any id would do
+                max_width=self.settings.max_width,
+                with_targets=with_targets,
+                **ids,
+            )
+        return collate(segments, labels, max_width=self.settings.max_width, with_targets=with_targets, **ids)
 
     @torch.inference_mode()
     def predict(
@@ -181,19 +258,34 @@ class SpanEncoder(nn.Module):
         names = [list(ls) for ls in label_sets]
         segs_per_text = segment_texts(self.tokenizer, texts, self.settings.max_tokens)
         flat = [s for segs in segs_per_text for s in segs]
+        # Work items: (segment, label chunk); the uni prompt holds at most max_prompt_labels labels.
+        per = self.settings.max_prompt_labels if self.uni else 1 << 30
+        jobs = [(si, k) for si, s in enumerate(flat) for k in range(0, max(len(shown[s.text_index]), 1), per)]
+        probs_of: dict[int, dict[str, torch.Tensor]] = {}
         results: list[list[PredictedEntity]] = [[] for _ in texts]
-        for idx in length_batches([len(s.token_ids) for s in flat], batch_size, shuffle=False):
-            segs = [flat[i] for i in idx]
-            batch = self.collate(segs, [shown[s.text_index] for s in segs])
+        lengths = [len(flat[si].token_ids) + 3 * min(per, len(shown[flat[si].text_index])) for si, _ in jobs]
+        for idx in length_batches(lengths, batch_size, shuffle=False):
+            segs = [flat[jobs[i][0]] for i in idx]
+            cols = [
+                shown[s.text_index][jobs[i][1] : jobs[i][1] + per] for i, s in zip(idx, segs, strict=True)
+            ]
+            batch = self.collate(segs, cols)
             probs = torch.sigmoid(self.forward(batch, batch.labels))
-            valid = self.span_mask(batch).unsqueeze(-1) & batch.label_mask.view(len(segs), 1, 1, -1)
-            probs = probs.masked_fill(~valid, 0.0)
-            for b, seg in enumerate(segs):
-                ti = seg.text_index
-                col_name = {
-                    c: names[ti][shown[ti].index(t)] for c, t in enumerate(batch.labels) if t in shown[ti]
-                }
-                results[ti].extend(decode_segment(probs[b], seg, texts[ti], batch.labels, col_name, thr))
+            probs = probs.masked_fill(~self.span_mask(batch).unsqueeze(-1), 0.0)
+            pos = {t: c for c, t in enumerate(batch.labels)}
+            for b, i in enumerate(idx):
+                mine = probs_of.setdefault(jobs[i][0], {})
+                for t in cols[b]:
+                    mine[t] = probs[b, : segs[b].n_words, :, pos[t]]
+        for si, seg in enumerate(flat):
+            ti = seg.text_index
+            got = probs_of.get(si, {})
+            if not seg.n_words or not got:
+                continue
+            columns = [t for t in shown[ti] if t in got]
+            stacked = torch.stack([got[t] for t in columns], dim=-1)  # [W, K, L]
+            col_name = {c: names[ti][shown[ti].index(t)] for c, t in enumerate(columns)}
+            results[ti].extend(decode_segment(stacked, seg, texts[ti], columns, col_name, thr))
         if was_training:
             self.train()
         for r in results:
@@ -279,10 +371,11 @@ def build_span_encoder(
     tok = AutoTokenizer.from_pretrained(path)
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"{path}: the span encoder needs a fast tokenizer (offset mapping + word ids)")
+    settings = settings or SpanEncoderSettings()
     torch.manual_seed(seed)
     encoder = AutoModel.from_pretrained(path)
-    model = SpanEncoder(encoder, copy.deepcopy(encoder), tok, settings or SpanEncoderSettings())
-    return model
+    label_encoder = copy.deepcopy(encoder) if settings.architecture == "bi" else None
+    return SpanEncoder(encoder, label_encoder, tok, settings)
 
 
 def save_span_encoder(model: SpanEncoder, out_dir: str | Path) -> Path:
@@ -314,13 +407,15 @@ def load_span_encoder(path: str | Path) -> SpanEncoder:
     raw = json.loads((p / CONFIG_FILE).read_text(encoding="utf-8"))
     if raw.get("format_version") != FORMAT_VERSION:
         raise ValueError(
-            f"{p}/{CONFIG_FILE}: format_version {raw.get('format_version')}, expected {FORMAT_VERSION}"
+            f"{p}/{CONFIG_FILE}: format_version {raw.get('format_version')}, this b2ner reads "
+            f"{FORMAT_VERSION} only (version 1 = the old bi-encoder-only format): train the model again "
+            "with `b2ner train` (model.span.architecture=bi gives the old architecture)"
         )
     settings = SpanEncoderSettings(**raw)
     enc_cfg = AutoConfig.from_pretrained(p / ENCODER_DIR)
     model = SpanEncoder(
         AutoModel.from_config(enc_cfg),
-        AutoModel.from_config(enc_cfg),
+        AutoModel.from_config(enc_cfg) if settings.architecture == "bi" else None,
         AutoTokenizer.from_pretrained(p),
         settings,
     )
@@ -348,13 +443,16 @@ def quantize_for_inference(model: SpanEncoder) -> SpanEncoder:
 
     model.eval()
     model.encoder = quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8)
-    model.label_encoder = quantize_dynamic(model.label_encoder, {nn.Linear}, dtype=torch.qint8)
+    if model.label_encoder is not None:
+        model.label_encoder = quantize_dynamic(model.label_encoder, {nn.Linear}, dtype=torch.qint8)
     return model
 
 
 def settings_from_config(span_cfg) -> SpanEncoderSettings:
     """Architecture settings for a new model from a `model.span` config section."""
     return SpanEncoderSettings(
+        architecture=span_cfg.architecture,
+        label_pooling=span_cfg.label_pooling,
         span_dim=span_cfg.span_dim,
         max_width=span_cfg.max_width,
         max_tokens=span_cfg.max_tokens,

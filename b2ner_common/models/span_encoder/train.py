@@ -30,7 +30,13 @@ class SpanTrainOptions(SpanTrainerKnobs):
     """Everything `SpanTrainer` reads: the per-step knobs of `train.span` (SpanTrainerKnobs, declared once in
     config.py) plus the run-level ones; `from_config` builds it from a PipelineConfig."""
 
-    steps: int = 1000
+    steps: int = 1000  # total steps, unless max_seconds is set
+    # Training-time budget (seconds of training steps, evaluation pauses not counted): the step count is
+    # planned from the measured step time and re-planned every `replan_every` steps, and the LR schedule
+    # (warm-up, then linear decay to 0) follows the planned count, so the run ends with a decayed LR.
+    # from_config sets it from train.span.max_minutes unless train.max_steps is given.
+    max_seconds: float | None = None
+    replan_every: int = 20
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
@@ -40,7 +46,14 @@ class SpanTrainOptions(SpanTrainerKnobs):
     def from_config(cls, cfg: PipelineConfig, steps: int) -> SpanTrainOptions:
         """`train.span`'s trainer knobs + `steps`, `train.weight_decay` and `train.seed`."""
         knobs = cfg.train.span.model_dump(include=set(SpanTrainerKnobs.model_fields))
-        return cls(**knobs, steps=steps, weight_decay=cfg.train.weight_decay, seed=cfg.train.seed)
+        budget = knobs["max_minutes"] if not cfg.train.max_steps else None
+        return cls(
+            **knobs,
+            steps=steps,
+            max_seconds=budget * 60 if budget else None,
+            weight_decay=cfg.train.weight_decay,
+            seed=cfg.train.seed,
+        )
 
 
 @dataclass
@@ -162,23 +175,48 @@ class SpanTrainer:
         self.pool = sorted({x for s in examples for x in s.labels} | {g[2] for s in examples for g in s.gold})
         self.step = 0
         self.samples_seen = 0
+        self.train_seconds = 0.0  # time spent in train_step (the budget counts only this)
+        self.total_steps = opts.steps  # planned; re-planned from the step time under max_seconds
+        self._calib: tuple[int, float] | None = None  # (step, train_seconds) where timing starts
+        skip = {id(p) for p in model.label_encoder.parameters()} if model.label_encoder is not None else set()
         encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-        enc_ids = {id(p) for p in encoder_params} | {id(p) for p in model.label_encoder.parameters()}
+        enc_ids = {id(p) for p in encoder_params} | skip | {id(p) for p in model.encoder.parameters()}
         head_params = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
         self.optimizer = torch.optim.AdamW(
             [{"params": encoder_params, "lr": opts.lr_encoder}, {"params": head_params, "lr": opts.lr_head}],
             weight_decay=opts.weight_decay,
         )
-        warmup = max(int(opts.steps * opts.warmup_fraction), 1)
 
         def schedule(step: int) -> float:
+            total = max(self.total_steps, 1)
+            warmup = max(int(total * opts.warmup_fraction), 1)
             if step < warmup:
                 return (step + 1) / warmup
-            return max(0.0, (opts.steps - step) / max(opts.steps - warmup, 1))
+            return max(0.0, (total - step) / max(total - warmup, 1))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        # Pooled label encodings are computed once for the whole pool (frozen label tower).
+        # Bi-encoder: pooled label encodings are computed once for the whole pool (frozen label tower).
         model._encode_label_texts([model.label_text(x) for x in self.pool])
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def replan(self, agree: Callable[[int], int] | None = None) -> int:
+        """Re-plan total_steps so training ends at max_seconds (no-op without a budget).
+
+        The step time is measured from step 3 on (the first steps pay allocator and warm-up costs).
+        `agree(total) -> total` lets data-parallel ranks settle on one number (e.g. the minimum).
+        """
+        if self.opts.max_seconds is None:
+            return self.total_steps
+        if self._calib is None or self.step <= self._calib[0]:
+            return self.total_steps
+        per_step = (self.train_seconds - self._calib[1]) / (self.step - self._calib[0])
+        remaining = max(self.opts.max_seconds - self.train_seconds, 0.0)
+        total = self.step + int(remaining / max(per_step, 1e-6))
+        self.total_steps = agree(total) if agree else total
+        return self.total_steps
 
     def _batches(self) -> Iterator[list[int]]:
         """Endless, deterministic stream of batches; resuming at step n skips the first n batches."""
@@ -220,25 +258,47 @@ class SpanTrainer:
         self.samples_seen += len(idx)
         return float(loss.detach())
 
-    def fit(self, steps: int | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
-        """Train until `steps` (default opts.steps) total steps; returns losses, throughput and timing."""
-        target = self.opts.steps if steps is None else steps
+    def _timed_step(self, idx: list[int], agree: Callable[[int], int] | None) -> float:
+        t0 = time.perf_counter()
+        loss = self.train_step(idx)
+        self.train_seconds += time.perf_counter() - t0
+        if self.opts.max_seconds is not None:
+            if self._calib is None and self.step >= 3:
+                self._calib = (self.step, self.train_seconds)
+            elif self._calib is not None and (
+                self.step == self._calib[0] + 5 or self.step % self.opts.replan_every == 0
+            ):
+                self.replan(agree)
+        return loss
+
+    def fit(
+        self,
+        steps: int | None = None,
+        on_step: Callable[[int, float], None] | None = None,
+        until_seconds: float | None = None,
+        agree: Callable[[int], int] | None = None,
+    ) -> dict:
+        """Train until `steps` total steps (default: the planned total_steps), or until the training
+        clock reaches `until_seconds`; returns losses, throughput and timing of this call."""
         losses: list[float] = []
         t0, n0 = time.perf_counter(), self.samples_seen
         for idx in self._batches():
-            if self.step >= target:
+            target = self.total_steps if steps is None else min(steps, self.total_steps)
+            if self.step >= target or (until_seconds is not None and self.train_seconds >= until_seconds):
                 break
-            losses.append(self.train_step(idx))
+            losses.append(self._timed_step(idx, agree))
             if on_step:
                 on_step(self.step, losses[-1])
         dt = time.perf_counter() - t0
         k = max(1, min(20, len(losses) // 5 or 1))
         return {
             "steps": self.step,
+            "planned_steps": self.total_steps,
             "losses": losses,
             "first_loss": float(sum(losses[:k]) / k) if losses else math.nan,
             "last_loss": float(sum(losses[-k:]) / k) if losses else math.nan,
             "seconds": dt,
+            "train_seconds": self.train_seconds,
             "samples_per_s": (self.samples_seen - n0) / dt if dt > 0 else math.nan,
             "options": self.opts.model_dump(),
         }
@@ -249,6 +309,9 @@ class SpanTrainer:
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "samples_seen": self.samples_seen,
+            "train_seconds": self.train_seconds,
+            "total_steps": self.total_steps,
+            "calib": self._calib,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -256,3 +319,10 @@ class SpanTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         self.samples_seen = int(state.get("samples_seen", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        # A time-budget plan is resumed; a fixed step count comes from the options (a resumed run may be
+        # given more steps than the first launch had).
+        if self.opts.max_seconds is not None:
+            self.total_steps = int(state.get("total_steps", self.opts.steps))
+        calib = state.get("calib")
+        self._calib = tuple(calib) if calib else None
