@@ -54,10 +54,19 @@ TABLES = tuple(t.value for t in Table)
 
 
 def table_path(warehouse: str | Path, name: str) -> str:
-    """Location of table `name` (e.g. "bronze/samples") under the warehouse root."""
-    return (
-        str(Path(warehouse) / name) if "://" not in str(warehouse) else f"{str(warehouse).rstrip('/')}/{name}"
-    )
+    """Location of table `name` (e.g. "bronze/samples") under the warehouse root.
+
+    A local path is made absolute here: a Spark JVM resolves relative paths against its own working
+    directory, which is not this process's once the directory changed after the JVM started.
+    """
+    if "://" in str(warehouse):
+        return f"{str(warehouse).rstrip('/')}/{name}"
+    return str((Path(warehouse) / name).absolute())
+
+
+def absolute(path: str) -> str:
+    """`path` with a local path made absolute (URIs unchanged), for engines with their own working directory."""
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def table_exists(path: str) -> bool:

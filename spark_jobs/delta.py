@@ -43,6 +43,7 @@ def is_conflict(e: BaseException) -> bool:
 
 
 def table_exists(spark, path: str) -> bool:
+    path = tables.absolute(path)
     from delta.tables import DeltaTable
 
     return DeltaTable.isDeltaTable(spark, path)
@@ -50,7 +51,7 @@ def table_exists(spark, path: str) -> bool:
 
 def read_delta(spark, path: str):
     """DataFrame of the current snapshot of the Delta table at `path` (read by the executors)."""
-    return spark.read.format("delta").load(path)
+    return spark.read.format("delta").load(tables.absolute(path))
 
 
 def conform(df, schema: pa.Schema):
@@ -80,12 +81,15 @@ def write_delta(
     Concurrent writers in one process need one session each (`spark.newSession()`): a MERGE's userMetadata
     is a session setting.
     """
+    path = tables.absolute(path)
     if schema is not None:
         df = conform(df, schema)
     if merge_keys and not table_exists(df.sparkSession, path):
         df = df.dropDuplicates(list(merge_keys))  # a new table starts key-unique (later inputs are unique)
     meta = tables.user_metadata(metadata)
-    return tables.retry_commit(lambda: _write_once(df, path, mode, merge_keys, predicate, meta), is_conflict)
+    return tables.retry_commit(
+        lambda: _write_once(df, path, mode, merge_keys, predicate, meta, replace_matched_when), is_conflict
+    )
 
 
 def _write_once(df, path, mode, merge_keys, predicate, meta, replace_matched_when=None) -> int:

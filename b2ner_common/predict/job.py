@@ -103,6 +103,7 @@ def input_source(cfg: PipelineConfig) -> InputSource:
     p = Path(path)
     if "://" not in path and not p.exists():
         raise InputError(f"input {path} does not exist: pass --input (Delta table, Parquet, or .jsonl)")
+    path = tables.absolute(path)  # Spark and Ray workers do not share this process's working directory
     if is_delta(path):
         return InputSource(path, "delta")
     if p.suffix in {".jsonl", ".json"} or ("://" not in path and p.is_dir() and any(p.glob("*.jsonl"))):

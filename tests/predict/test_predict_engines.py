@@ -118,3 +118,32 @@ def test_predict_ray_resumes_and_matches_local(tmp_path, predict_kit):
     assert (summary.skipped_done, summary.predicted) == (20, 30)
     assert summary.commits == 3
     assert read_predictions(out).equals(expected)
+
+
+def _fragile_factory(lexicon: dict):
+    """A lexicon predictor that fails on any text with BOOM (a local class: pickled by value)."""
+    lexicon = {k: list(v) for k, v in lexicon.items()}
+
+    def make():
+        class Fragile(LexiconPredictor):
+            def predict(self, texts, labels):
+                if any("BOOM" in t for t in texts):
+                    raise RuntimeError("cannot handle BOOM")
+                return super().predict(texts, labels)
+
+        return Fragile(lexicon)
+
+    return make
+
+
+def test_predict_spark_rerun_replaces_error_rows(tmp_path, spark, predict_kit):
+    """The Spark writer dropped replace_matched_when, so a retried error row was never replaced."""
+    from spark_jobs.predict import run_predict as run_spark
+
+    rows = predict_kit.make_docs(6) + [{"doc_id": "bad", "text": "BOOM Paris"}]
+    cfg = predict_kit.cfg_for(tmp_path / "wh", predict_kit.write_jsonl(tmp_path / "d.jsonl", rows))
+    cfg = cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"engine": "spark"})})
+    first = run_spark(cfg, spark, predictor_factory=_fragile_factory(predict_kit.LEXICON))
+    assert first.table_errors == 1
+    again = run_spark(cfg, spark, predictor_factory=_lexicon_factory(predict_kit.LEXICON))
+    assert again.predicted == 1 and again.table_rows == 7 and again.table_errors == 0
