@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from b2ner_cli.options import CONFIG_OPTION, OVERRIDES_ARG, UsageError, comma_list, resolve_config
+
+
+def trained_model_dir(cfg) -> Path:
+    """Where `b2ner train` / `b2ner run` leave the span encoder: <train.output_dir>/<train.run_name>/model."""
+    return Path(cfg.train.output_dir) / cfg.train.run_name / "model"
+
+
+def default_model(cfg):
+    """Without --model, the span-encoder family predicts with the model the main job trained.
+
+    It used to build an untrained model silently, which finds almost nothing; now that is an error
+    naming the fix when no trained model is there.
+    """
+    if cfg.model.path or cfg.model.family != "span-encoder":
+        return cfg
+    trained = trained_model_dir(cfg)
+    if "://" in cfg.train.output_dir or not trained.is_dir():
+        raise UsageError(
+            f"no model: pass --model DIR, or train one first (`make run` or `b2ner train` writes {trained})"
+        )
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(trained)})})
 
 
 def run_predict(cfg, on_commit=None):
@@ -50,6 +73,7 @@ def register(app: typer.Typer) -> None:
         )
         if not cfg.predict.input:
             raise UsageError("no input: pass --input PATH (Delta table, Parquet, or .jsonl)")
+        cfg = default_model(cfg)
         if not cfg.predict.labels and not cfg.predict.labels_column:
             raise UsageError(
                 "no labels: pass --labels a,b,c (or predict.labels_column=COLUMN for per-row sets)"
