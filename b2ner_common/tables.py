@@ -90,9 +90,12 @@ def user_metadata(metadata: dict | None) -> str | None:
 def _commit(metadata: dict | None) -> CommitProperties | None:
     if not metadata:
         return None
-    # Delta commit metadata values must be strings; nested config goes in as JSON.
+    # Delta commit metadata values must be strings; nested config goes in as JSON. delta-rs writes custom
+    # keys at the top level of commitInfo, where a plain name can collide with a field of the Delta
+    # protocol ("job" is a struct there: Spark then cannot read the table), so every key carries "b2ner.".
     custom = json.loads(user_metadata(metadata))
-    return CommitProperties(custom_metadata={**custom, "userMetadata": user_metadata(metadata)})
+    prefixed = {k if k.startswith("b2ner.") else f"b2ner.{k}": v for k, v in custom.items()}
+    return CommitProperties(custom_metadata={**prefixed, "userMetadata": user_metadata(metadata)})
 
 
 def commit_metadata(path: str, version: int | None = None) -> dict[str, str]:
