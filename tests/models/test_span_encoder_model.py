@@ -378,3 +378,49 @@ def test_span_train_time_budget_plans_steps_and_decays_lr_to_zero(corpora_dir, t
     again = SpanTrainer(m, examples, opts)
     again.load_state_dict(trainer.state_dict())
     assert again.done and again.train_seconds == trainer.train_seconds
+
+
+def test_span_encoder_prior_retypes_found_spans_by_frozen_label_similarity(model):
+    """prior_weight moves a found span's label towards the frozen encoder's reading of its text (Paris is
+    a city, Obama a politician) unless the trained scores disagree strongly; spans and scores stay."""
+    text = "Obama flew to Paris ."
+    (seg,) = segment_texts(model.tokenizer, [text], model.settings.max_tokens)[0]
+    words = [text[a:b] for a, b in seg.word_spans]
+    columns = ["city", "politician"]
+
+    def decoded(obama, paris):
+        probs = torch.zeros(seg.n_words, model.settings.max_width, 2)
+        probs[words.index("Obama"), 0] = torch.tensor(obama)
+        probs[words.index("Paris"), 0] = torch.tensor(paris)
+        probs[words.index("flew"), 0] = torch.tensor([0.2, 0.1])  # not found at 0.3: untouched
+        return [(seg, probs, columns)]
+
+    ties = decoded([0.6, 0.6], [0.5, 0.5])
+    model._retype_with_prior(ties, [text], 0.3, 10.0)
+    probs = ties[0][1]
+    assert probs[words.index("Obama"), 0].tolist() == pytest.approx([0.0, 0.6])
+    assert probs[words.index("Paris"), 0].tolist() == pytest.approx([0.5, 0.0])
+    assert probs[words.index("flew"), 0].tolist() == pytest.approx([0.2, 0.1])
+    confident = decoded([0.99, 0.01], [0.01, 0.99])  # trained scores say the opposite, strongly
+    model._retype_with_prior(confident, [text], 0.3, 0.1)
+    assert confident[0][1][words.index("Obama"), 0].tolist() == pytest.approx([0.99, 0.0])
+
+
+def test_span_encoder_prior_keeps_spans_scores_and_threshold_filtering(model):
+    texts = [*TEXTS, "Angela Merkel met Obama in Berlin ."]
+    labels = ["politician", "city", "date"]
+    plain = model.predict(texts, labels, threshold=0.01)
+    typed = model.predict(texts, labels, threshold=0.01, prior_weight=1e4)
+    assert [[(e.start, e.end, e.score) for e in ents] for ents in typed] == [
+        [(e.start, e.end, e.score) for e in ents] for ents in plain
+    ]
+    scores = sorted(e.score for ents in typed for e in ents)
+    thr = scores[len(scores) // 2]
+    high = model.predict(texts, labels, threshold=thr, prior_weight=1e4)
+    assert high == [[e for e in ents if e.score > thr] for ents in typed]
+
+
+def test_span_encoder_prior_needs_the_bi_encoder_label_tower(tiny_encoder_dir):
+    uni = build_span_encoder(str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", threshold=0.0))
+    with pytest.raises(ValueError, match="prior_weight needs the frozen label tower"):
+        uni.predict(["Paris is nice ."], ["city"], prior_weight=5.0)

@@ -65,6 +65,10 @@ class SpanEncoderSettings:
     encoder_dropout: float = 0.0  # text tower; 0 also lets attention use the fused SDPA kernel
     threshold: float = 0.3  # focal-loss training leaves zero-shot scores low: 0.3 was best for "bi"
     use_definitions: bool = False  # label text = "name: definition" when a definition is given
+    # bi: the label of a found span is argmax over labels of logit + prior_weight * cos(frozen embedding of
+    # the span's text, frozen embedding of the label text). The frozen sentence encoder knows fine types
+    # the training labels never name (writer vs person); 0 = the trained scores alone.
+    prior_weight: float = 0.0
     format_version: int = FORMAT_VERSION
 
 
@@ -173,6 +177,22 @@ class SpanEncoder(nn.Module):
             for t, v in zip(chunk, pooled, strict=True):
                 self._label_cache[t] = v.clone()
 
+    @torch.no_grad()
+    def frozen_vectors(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Bi-encoder: L2-normalized mean-pooled frozen-tower embeddings of `texts` (not cached)."""
+        if self.label_encoder is None:
+            raise ValueError("prior_weight needs the frozen label tower of architecture 'bi'")
+        self.label_encoder.eval()
+        out = []
+        for k in range(0, len(texts), batch_size):
+            enc = self.tokenizer(
+                list(texts[k : k + batch_size]), padding=True, truncation=True, max_length=32, return_tensors="pt"
+            )
+            hidden = self.label_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+            m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out.append((hidden * m).sum(1) / m.sum(1).clamp(min=1.0))
+        return nn.functional.normalize(torch.cat(out), dim=-1) if out else torch.zeros(0)
+
     def label_vectors(self, label_texts: Sequence[str]) -> torch.Tensor:
         """Bi-encoder: [L, span_dim] projected label vectors (pooled encodings cached)."""
         self._encode_label_texts(label_texts)
@@ -246,13 +266,19 @@ class SpanEncoder(nn.Module):
 
     @torch.inference_mode()
     def predict(
-        self, texts: Sequence[str], labels: LabelSpec, batch_size: int = 32, threshold: float | None = None
+        self,
+        texts: Sequence[str],
+        labels: LabelSpec,
+        batch_size: int = 32,
+        threshold: float | None = None,
+        prior_weight: float | None = None,
     ) -> list[list[PredictedEntity]]:
         """Entities per text for the given label names (any names: zero-shot), with sigmoid scores."""
         was_training = self.training
         self.eval()
         label_sets = per_text_label_sets(texts, labels)
         thr = self.settings.threshold if threshold is None else threshold
+        prior = self.settings.prior_weight if prior_weight is None else prior_weight
         # Column text (name or "name: definition") per text, and back to the display name.
         shown = [[self.label_text(n, d) for n, d in ls.items()] for ls in label_sets]
         names = [list(ls) for ls in label_sets]
@@ -277,6 +303,7 @@ class SpanEncoder(nn.Module):
                 mine = probs_of.setdefault(jobs[i][0], {})
                 for t in cols[b]:
                     mine[t] = probs[b, : segs[b].n_words, :, pos[t]]
+        decoded = []
         for si, seg in enumerate(flat):
             ti = seg.text_index
             got = probs_of.get(si, {})
@@ -284,6 +311,11 @@ class SpanEncoder(nn.Module):
                 continue
             columns = [t for t in shown[ti] if t in got]
             stacked = torch.stack([got[t] for t in columns], dim=-1)  # [W, K, L]
+            decoded.append((seg, stacked, columns))
+        if prior > 0 and decoded:
+            self._retype_with_prior(decoded, texts, thr, prior)
+        for seg, stacked, columns in decoded:
+            ti = seg.text_index
             col_name = {c: names[ti][shown[ti].index(t)] for c, t in enumerate(columns)}
             results[ti].extend(decode_segment(stacked, seg, texts[ti], columns, col_name, thr))
         if was_training:
@@ -291,6 +323,39 @@ class SpanEncoder(nn.Module):
         for r in results:
             r.sort(key=lambda e: (e.start, e.end))
         return results
+
+
+    def _retype_with_prior(
+        self, decoded: list[tuple[Segment, torch.Tensor, list[str]]], texts: Sequence[str], thr: float, weight: float
+    ) -> None:
+        """In place: each span found (best label's probability > thr) keeps that probability (its decoding
+        order and threshold are unchanged) under one label, argmax of logit + weight * prior cosine."""
+        found = []  # (decoded index, first word, width)
+        for d, (_, probs, _) in enumerate(decoded):
+            for i, k in (probs.max(-1).values > thr).nonzero().tolist():
+                found.append((d, i, k))
+        if not found:
+            return
+        span_text = []
+        for d, i, k in found:
+            seg = decoded[d][0]
+            span_text.append(texts[seg.text_index][seg.word_spans[i][0] : seg.word_spans[i + k][1]])
+        unique = list(dict.fromkeys(span_text))
+        span_vec = self.frozen_vectors(unique)
+        row = {t: n for n, t in enumerate(unique)}
+        label_vec = {}
+        for (d, i, k), text in zip(found, span_text, strict=True):
+            _, probs, columns = decoded[d]
+            key = tuple(columns)
+            if key not in label_vec:
+                self._encode_label_texts(columns)
+                label_vec[key] = nn.functional.normalize(torch.stack([self._label_cache[c] for c in columns]), dim=-1)
+            p = probs[i, k].clamp(1e-6, 1 - 1e-6)
+            cos = label_vec[key] @ span_vec[row[text]]
+            best = int(torch.argmax(torch.log(p / (1 - p)) + weight * cos))
+            top = float(p.max())
+            probs[i, k] = 0.0
+            probs[i, k, best] = top
 
 
 def span_loss(
