@@ -145,6 +145,10 @@ class SpanEncoderModelConfig(Section):
     span_dim: int = 256
     use_definitions: bool = False  # label text "name: definition" where the taxonomy gives one
     threshold: float | None = None  # decision threshold; None = the one saved with the model
+    # bi: a found span's label = argmax of trained logit + prior_weight * cosine of the frozen tower's
+    # embeddings of its text and the label text (knows fine types the training labels never name).
+    # None: new models 20 (bi) / 0 (uni), predict the weight saved with the model; 0 turns it off.
+    prior_weight: float | None = Field(None, ge=0)
     batch_size: int = 64  # segments per forward pass at inference
     quantize: bool = False  # dynamic int8 for CPU inference (faster, slightly different scores)
 

@@ -115,6 +115,7 @@ def settings(args):
         freeze_word_embeddings=not args.train_word_embeddings,
         threshold=args.threshold,
         use_definitions=False,
+        prior_weight=args.prior_weight,
     )
 
 
@@ -189,6 +190,18 @@ def train_and_score(args, seed: int, golds_full: dict, golds_curve: dict) -> dic
     }
     print(f"  seed {seed} trained: {train_info}", flush=True)
     final = evaluate(model, golds_full, sorted({args.threshold, *args.sweep}), f"s{seed}")
+    # The same model typed without / with other prior weights (inference-only knob), main threshold.
+    final["_prior"] = {}
+    chosen = model.settings.prior_weight
+    for w in [w for w in args.prior_sweep if w != chosen]:
+        model.settings.prior_weight = w
+        final["_prior"][str(w)] = evaluate(model, golds_full, [args.threshold], f"s{seed}p{w}")[
+            str(args.threshold)
+        ]
+        print(
+            f"  seed {seed} prior {w}: en {_avg(final['_prior'][str(w)], 'en')} zh {_avg(final['_prior'][str(w)], 'zh')}"
+        )
+    model.settings.prior_weight = chosen
     if not curve or curve[-1]["step"] != trainer.step:
         main = final[str(args.threshold)]
         curve.append(
@@ -278,7 +291,11 @@ def aggregate(runs: list[dict], threshold: float) -> dict:
             "precision": mean_sd([x["precision"] for x in v])[0],
             "recall": mean_sd([x["recall"] for x in v])[0],
         }
-    return {"per_dataset": per_ds, "per_threshold": per_thr}
+    per_prior = {
+        w: {lang: mean_sd([_avg(r["final"]["_prior"][w], lang) for r in runs]) for lang in ("en", "zh")}
+        for w in runs[0]["final"].get("_prior", {})
+    }
+    return {"per_dataset": per_ds, "per_threshold": per_thr, "per_prior_weight": per_prior}
 
 
 def main() -> None:
@@ -317,6 +334,10 @@ def main() -> None:
     ap.add_argument("--positive-weight", type=float, default=3.0)
     ap.add_argument("--threshold", type=float, default=0.3)
     ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.2, 0.4, 0.5])
+    ap.add_argument(
+        "--prior-weight", type=float, default=None, help="label prior (default: the model's; 0: off)"
+    )
+    ap.add_argument("--prior-sweep", type=float, nargs="*", default=[0.0], help="final eval also with these")
     ap.add_argument("--speed-sentences", type=int, default=None, help="CoNLL test sentences for speed (all)")
     ap.add_argument("--no-speed", action="store_true")
     args = ap.parse_args()
@@ -376,6 +397,8 @@ def main() -> None:
             f"avg b2ner F1 @ {thr}", "zh", "", f"{langs['zh'][0]:.1f} ± {langs['zh'][1]:.1f}", "", "", ""
         )
     console.print(table)
+    for w, langs in agg["per_prior_weight"].items():
+        console.print(f"prior_weight {w} @ {args.threshold}: en {langs['en']} zh {langs['zh']}", markup=False)
     for r in runs:
         console.print(f"seed {r['seed']}: {r['train']}", markup=False)
         for c in r["curve"]:

@@ -424,3 +424,21 @@ def test_span_encoder_prior_needs_the_bi_encoder_label_tower(tiny_encoder_dir):
     uni = build_span_encoder(str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", threshold=0.0))
     with pytest.raises(ValueError, match="prior_weight needs the frozen label tower"):
         uni.predict(["Paris is nice ."], ["city"], prior_weight=5.0)
+
+
+def test_span_encoder_prior_weight_defaults_saved_and_overridden(tiny_encoder_dir, tmp_path):
+    import json
+
+    from b2ner_common.config import load_config
+    from b2ner_common.models.span_encoder.model import CONFIG_FILE, DEFAULT_PRIOR_WEIGHT
+
+    assert SpanEncoderSettings().prior_weight == DEFAULT_PRIOR_WEIGHT
+    assert SpanEncoderSettings(architecture="uni").prior_weight == 0.0
+    saved = save_span_encoder(build_span_encoder(str(tiny_encoder_dir)), tmp_path / "m")
+    assert load_span_encoder(saved).settings.prior_weight == DEFAULT_PRIOR_WEIGHT
+    raw = json.loads((saved / CONFIG_FILE).read_text())
+    del raw["prior_weight"]  # a model saved before the prior existed keeps its trained typing
+    (saved / CONFIG_FILE).write_text(json.dumps(raw))
+    assert load_span_encoder(saved).settings.prior_weight == 0.0
+    cfg = load_config(None, [f"model.path={saved}", "model.span.prior_weight=7.5"])
+    assert load_predictor(cfg.model).prior_weight == 7.5

@@ -44,6 +44,8 @@ FORMAT_VERSION = 2  # 2: architecture "uni" | "bi"; version 1 (bi-encoder only) 
 CONFIG_FILE = "span_encoder.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
+# Label prior of new bi-encoder models (docs/benchmarks.md "quality": +7 English b2ner_f1 at 8 minutes)
+DEFAULT_PRIOR_WEIGHT = 20.0
 
 
 @dataclass
@@ -68,8 +70,13 @@ class SpanEncoderSettings:
     # bi: the label of a found span is argmax over labels of logit + prior_weight * cos(frozen embedding of
     # the span's text, frozen embedding of the label text). The frozen sentence encoder knows fine types
     # the training labels never name (writer vs person); 0 = the trained scores alone.
-    prior_weight: float = 0.0
+    # None: DEFAULT_PRIOR_WEIGHT for "bi", 0 for "uni" (it has no frozen tower).
+    prior_weight: float | None = None
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.prior_weight is None:
+            self.prior_weight = DEFAULT_PRIOR_WEIGHT if self.architecture == "bi" else 0.0
 
 
 def default_backbone() -> str:
@@ -186,7 +193,11 @@ class SpanEncoder(nn.Module):
         out = []
         for k in range(0, len(texts), batch_size):
             enc = self.tokenizer(
-                list(texts[k : k + batch_size]), padding=True, truncation=True, max_length=32, return_tensors="pt"
+                list(texts[k : k + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=32,
+                return_tensors="pt",
             )
             hidden = self.label_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
             m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -324,9 +335,12 @@ class SpanEncoder(nn.Module):
             r.sort(key=lambda e: (e.start, e.end))
         return results
 
-
     def _retype_with_prior(
-        self, decoded: list[tuple[Segment, torch.Tensor, list[str]]], texts: Sequence[str], thr: float, weight: float
+        self,
+        decoded: list[tuple[Segment, torch.Tensor, list[str]]],
+        texts: Sequence[str],
+        thr: float,
+        weight: float,
     ) -> None:
         """In place: each span found (best label's probability > thr) keeps that probability (its decoding
         order and threshold are unchanged) under one label, argmax of logit + weight * prior cosine."""
@@ -349,7 +363,9 @@ class SpanEncoder(nn.Module):
             key = tuple(columns)
             if key not in label_vec:
                 self._encode_label_texts(columns)
-                label_vec[key] = nn.functional.normalize(torch.stack([self._label_cache[c] for c in columns]), dim=-1)
+                label_vec[key] = nn.functional.normalize(
+                    torch.stack([self._label_cache[c] for c in columns]), dim=-1
+                )
             p = probs[i, k].clamp(1e-6, 1 - 1e-6)
             cos = label_vec[key] @ span_vec[row[text]]
             best = int(torch.argmax(torch.log(p / (1 - p)) + weight * cos))
@@ -476,6 +492,7 @@ def load_span_encoder(path: str | Path) -> SpanEncoder:
             f"{FORMAT_VERSION} only (version 1 = the old bi-encoder-only format): train the model again "
             "with `b2ner train` (model.span.architecture=bi gives the old architecture)"
         )
+    raw.setdefault("prior_weight", 0.0)  # models saved before the prior keep their trained typing
     settings = SpanEncoderSettings(**raw)
     enc_cfg = AutoConfig.from_pretrained(p / ENCODER_DIR)
     model = SpanEncoder(
@@ -492,14 +509,28 @@ def load_span_encoder(path: str | Path) -> SpanEncoder:
 class SpanEncoderPredictor:
     """Predictor for the span-encoder family: load once, then `predict(texts, labels)` in batches."""
 
-    def __init__(self, model: SpanEncoder, name: str, batch_size: int = 32, threshold: float | None = None):
+    def __init__(
+        self,
+        model: SpanEncoder,
+        name: str,
+        batch_size: int = 32,
+        threshold: float | None = None,
+        prior_weight: float | None = None,
+    ):
         self.model = model
         self.name = name
         self.batch_size = batch_size
         self.threshold = threshold
+        self.prior_weight = prior_weight
 
     def predict(self, texts: Sequence[str], labels: LabelSpec) -> list[list[PredictedEntity]]:
-        return self.model.predict(texts, labels, batch_size=self.batch_size, threshold=self.threshold)
+        return self.model.predict(
+            texts,
+            labels,
+            batch_size=self.batch_size,
+            threshold=self.threshold,
+            prior_weight=self.prior_weight,
+        )
 
 
 def quantize_for_inference(model: SpanEncoder) -> SpanEncoder:
@@ -523,6 +554,7 @@ def settings_from_config(span_cfg) -> SpanEncoderSettings:
         max_tokens=span_cfg.max_tokens,
         freeze_layers=span_cfg.freeze_layers,
         use_definitions=span_cfg.use_definitions,
+        prior_weight=span_cfg.prior_weight,
     )
 
 
@@ -543,4 +575,10 @@ def load_span_encoder_predictor(model_cfg) -> SpanEncoderPredictor:
         name = f"span-encoder-untrained:{Path(path or model_cfg.base_model or default_backbone()).name}"
     if span_cfg.quantize:
         model = quantize_for_inference(model)
-    return SpanEncoderPredictor(model, name, batch_size=span_cfg.batch_size, threshold=span_cfg.threshold)
+    return SpanEncoderPredictor(
+        model,
+        name,
+        batch_size=span_cfg.batch_size,
+        threshold=span_cfg.threshold,
+        prior_weight=span_cfg.prior_weight,
+    )
