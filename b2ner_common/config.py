@@ -271,6 +271,22 @@ class EvaluateConfig(Section):
         default_factory=list
     )  # B2NER predict_eval_predictions.jsonl files to score
     name: str = "ours"  # row name of our model in the report
+    # "official": B2NER's test protocol (docs/evaluation.md): each dataset's labels in one fixed order for
+    # every sentence (no seeds), and the official task+language group, sub-group and overall averages.
+    # "ours": labels shuffled per sentence by each seed; per-language averages.
+    protocol: Literal["ours", "official"] = "ours"
+    # official protocol only: per dataset, its label names in the order to show (e.g. B2NERD's labels.json);
+    # a dataset not listed keeps its mapping-file order. Each list must hold exactly the dataset's labels.
+    label_orders: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _official_has_no_label_seeds(self) -> EvaluateConfig:
+        if self.protocol == "official" and len(self.seeds) > 1:
+            raise ValueError(
+                "evaluate.seeds: the official protocol shows labels in one fixed order, so label-order seeds "
+                "repeat the same run; give one seed, and training seeds as evaluate.models=[dir1, dir2, ...]"
+            )
+        return self
 
 
 RUN_STAGES = ("ingest", "taxonomy", "embed", "select", "train", "evaluate")

@@ -5,9 +5,12 @@
   dataset's language (CrossNER `programlang` -> "programming language").
 - Scores per dataset: `b2ner_f1` (string pairs; from the raw answer for generative models, as B2NER does)
   and strict `span_f1`; per language: the unweighted mean over datasets; over seeds: mean +/- sd.
+- Protocol "ours" (default): labels shuffled per sentence by the seed; per-language averages.
+  Protocol "official" (`official.py`): each dataset's labels in one fixed order for every sentence and
+  seed; the official group, sub-group and overall averages, with missing official members named.
 - B2NER's own `predict_eval_predictions.jsonl` files (fields Task, Dataset, Language, Instance.sentence,
   Instance.ground_truth, Prediction) are scored with the same b2ner_f1, one file per seed.
-Report (`write_report`): `report.md`, `report.png` and `scores.json`, next to the published numbers.
+The report (`report.md`, `report.png`, `scores.json`) is written by `report.write_report`.
 """
 
 from __future__ import annotations
@@ -19,21 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from b2ner_common.evaluation import official
 from b2ner_common.metrics import PRF, b2ner_f1, language_average, mean_sd, pairs_answer, span_f1
 from b2ner_common.models.base import predict_detailed
 from b2ner_common.ood import OOD_DATASETS
 from b2ner_common.tables import Table
-
-# DESIGN.md: published zero-shot averages (F1 x 100) on the 7 English OOD test sets.
-PUBLISHED_EN_AVG: dict[str, float] = {
-    "B2NER": 72.1,
-    "GNER-T5-xxl": 69.1,
-    "GLiNER-L": 60.9,
-    "KnowCoder-7B": 60.1,
-    "GPT-4": 60.1,
-    "GoLLIE-7B": 58.4,
-    "UniNER-7B": 53.4,
-}
 
 
 @dataclass
@@ -65,6 +58,7 @@ class EvalResult:
 
     name: str
     scores: list[DatasetScore] = field(default_factory=list)
+    protocol: str = "ours"  # "official": fixed label order, the official aggregation in the report
 
     def per_dataset(self) -> dict[str, dict]:
         by: dict[str, list[DatasetScore]] = defaultdict(list)
@@ -109,8 +103,24 @@ class EvalResult:
             }
         return out
 
+    def official_groups(self) -> list[dict]:
+        """The official averages (b2ner F1 x 100) per run, then mean +/- sd over runs (`official.py`)."""
+        runs = []
+        for seed in sorted({s.seed for s in self.scores}):
+            mine = [s for s in self.scores if s.seed == seed]
+            runs.append(({s.dataset: 100 * s.b2ner.f1 for s in mine}, {s.dataset: s.lang for s in mine}))
+        return official.official_over_runs(runs)
+
     def as_dict(self) -> dict:
-        return {"name": self.name, "per_dataset": self.per_dataset(), "per_language": self.per_language()}
+        out = {
+            "name": self.name,
+            "protocol": self.protocol,
+            "per_dataset": self.per_dataset(),
+            "per_language": self.per_language(),
+        }
+        if self.protocol == "official":
+            out["official"] = self.official_groups()
+        return out
 
 
 # ------------------------------------------------------------------------------------------ gold
@@ -122,9 +132,8 @@ def ood_datasets(lang: str | None = None) -> list[str]:
 
 
 def canonical_dataset(name: str) -> str:
-    """Our dataset name for a B2NER one: CrossNER_AI -> crossner_ai, mit-movie -> mit_movie."""
-    n = name.lower().replace("-", "_")
-    return {"ccks2021address": "ccks2021_address"}.get(n, n)
+    """Our dataset name for a B2NER one: CrossNER_AI -> crossner_ai, mit-movie -> mit_movie, CBLUE -> cmeee."""
+    return official.canonical_dataset(name)
 
 
 def dataset_lang(dataset: str) -> str:
@@ -231,8 +240,13 @@ def score_gold(
     *,
     seed: int = 0,
     batch_size: int = 16,
+    label_order: Sequence[str] | None = None,
 ) -> DatasetScore:
-    """Predict every sentence of `gold` (label order shuffled by `seed`) and score it."""
+    """Predict every sentence of `gold` and score it.
+
+    Labels are shown shuffled per sentence by `seed` (our protocol), or, with `label_order`, in that one
+    order for every sentence (the official protocol; `seed` then changes nothing).
+    """
     rng = random.Random(seed)
     b_gold, b_pred, s_gold, s_pred = [], [], [], []
     problems = 0
@@ -240,8 +254,9 @@ def score_gold(
         texts = gold.texts[s : s + batch_size]
         label_sets = []
         for _ in texts:
-            names = list(gold.label_names)
-            rng.shuffle(names)
+            names = list(gold.label_names if label_order is None else label_order)
+            if label_order is None:
+                rng.shuffle(names)
             label_sets.append(names)
         preds = predict_detailed(predictor, texts, label_sets, [gold.lang] * len(texts))
         for ents, p in zip(gold.entities[s : s + batch_size], preds, strict=True):
@@ -272,12 +287,29 @@ def evaluate_predictor(
     name: str,
     batch_size: int = 16,
     progress=None,
+    protocol: str = "ours",
+    label_orders: Mapping[str, Sequence[str]] | None = None,
 ) -> EvalResult:
-    """Score `predictor` on every gold set for every seed."""
-    result = EvalResult(name)
+    """Score `predictor` on every gold set for every seed.
+
+    `protocol="official"`: each dataset's labels in one fixed order (`official.fixed_label_order`: the
+    gold set's order, or `label_orders[dataset]` where given) and the official aggregation in the report.
+    """
+    if protocol not in ("ours", "official"):
+        raise ValueError(f"evaluate.protocol: {protocol!r} is not one of 'ours', 'official'")
+    orders = {
+        ds: official.fixed_label_order(ds, g.label_names, (label_orders or {}).get(ds))
+        for ds, g in golds.items()
+        if protocol == "official"
+    }
+    result = EvalResult(name, protocol=protocol)
     for seed in seeds:
         for gold in golds.values():
-            result.scores.append(score_gold(gold, predictor, seed=seed, batch_size=batch_size))
+            result.scores.append(
+                score_gold(
+                    gold, predictor, seed=seed, batch_size=batch_size, label_order=orders.get(gold.dataset)
+                )
+            )
             if progress:
                 progress(gold.dataset, seed)
     return result
@@ -314,15 +346,18 @@ def read_b2ner_predictions(path: str | Path) -> list[dict]:
     return out
 
 
-def score_b2ner_predictions(paths: Sequence[str | Path], name: str = "predictions") -> EvalResult:
+def score_b2ner_predictions(
+    paths: Sequence[str | Path], name: str = "predictions", protocol: str = "ours"
+) -> EvalResult:
     """Score B2NER prediction files (one per seed) with b2ner_f1, per dataset and language.
 
-    Only NER records count. Language: the record's `Language`, else detected from the sentence.
+    The prompts' label order is whatever the files were generated with; `protocol="official"` adds the
+    official aggregation to the report. Only NER records count. Language: the record's `Language`, else detected from the sentence.
     Span F1 is not defined for these files (no offsets) and is reported as 0.
     """
     from b2ner_common.models.llm.predictor import detect_lang
 
-    result = EvalResult(name)
+    result = EvalResult(name, protocol=protocol)
     for seed, path in enumerate(paths):
         by: dict[str, list[dict]] = defaultdict(list)
         for r in read_b2ner_predictions(path):
@@ -333,108 +368,3 @@ def score_b2ner_predictions(paths: Sequence[str | Path], name: str = "prediction
             score = b2ner_f1([r["ground_truth"] for r in recs], [r["prediction"] for r in recs])
             result.scores.append(DatasetScore(ds, lang, seed, len(recs), score, PRF()))
     return result
-
-
-# ------------------------------------------------------------------------------------------ report
-
-
-def _pm(mean: float, sd: float, seeds: int) -> str:
-    return f"{mean:.1f} ± {sd:.1f}" if seeds > 1 else f"{mean:.1f}"
-
-
-def write_report(results: Sequence[EvalResult], out_dir: str | Path, *, note: str = "") -> dict[str, Path]:
-    """Markdown + PNG bar chart + JSON of `results` next to the published English averages."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    en_sets = set(OOD_DATASETS["en"])
-    lines = ["# OOD NER evaluation", ""]
-    if note:
-        lines += [note, ""]
-    for res in results:
-        per_ds, per_lang = res.per_dataset(), res.per_language()
-        seeds = max((v["seeds"] for v in per_ds.values()), default=1)
-        lines += [
-            f"## {res.name}",
-            "",
-            f"Seeds: {seeds}. F1 x 100; b2ner = B2NER's string-pair F1, span = strict offsets + type.",
-            "",
-            "| dataset | lang | sentences | b2ner F1 | span F1 | P | R | parse problems |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for ds, v in sorted(per_ds.items(), key=lambda kv: (kv[1]["lang"], kv[0])):
-            lines.append(
-                f"| {ds} | {v['lang']} | {v['n']} | {_pm(v['b2ner_f1'], v['b2ner_f1_sd'], seeds)} | "
-                f"{_pm(v['span_f1'], v['span_f1_sd'], seeds)} | {v['precision']:.1f} | {v['recall']:.1f} | "
-                f"{v['parse_problems']} |"
-            )
-        for lang, v in per_lang.items():
-            lines.append(
-                f"| **{lang} average** ({len(v['datasets'])} sets) | {lang} | | "
-                f"**{_pm(v['b2ner_f1'], v['b2ner_f1_sd'], seeds)}** | {_pm(v['span_f1'], v['span_f1_sd'], seeds)} | | | |"
-            )
-        lines.append("")
-    lines += [
-        "## Next to the published numbers (English average, 7 OOD sets, zero-shot)",
-        "",
-        "| model | English average F1 | source |",
-        "|---|---:|---|",
-    ]
-    bars: list[tuple[str, float, str]] = []
-    for res in results:
-        en = res.per_language().get("en")
-        if en:
-            covered = en_sets & {canonical_dataset(d) for d in en["datasets"]}
-            tag = "this run" + ("" if covered == en_sets else f" ({len(covered)} of 7 sets)")
-            lines.append(f"| **{res.name}** | **{en['b2ner_f1']:.1f}** | {tag} |")
-            bars.append((res.name, en["b2ner_f1"], "ours"))
-    for model, score in PUBLISHED_EN_AVG.items():
-        lines.append(f"| {model} | {score:.1f} | published (B2NER paper, official test splits) |")
-        bars.append((model, score, "published"))
-    lines += [
-        "",
-        "Published numbers are on the official OOD test splits; this run uses the splits named above "
-        "(the test splits are held out from the shared corpora), so the comparison is indicative.",
-        "",
-        "![scores](report.png)",
-        "",
-    ]
-    md = out / "report.md"
-    md.write_text("\n".join(lines), encoding="utf-8")
-    (out / "scores.json").write_text(json.dumps([r.as_dict() for r in results], indent=2), encoding="utf-8")
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 1.4]})
-    bars.sort(key=lambda b: b[1])
-    axes[0].barh(
-        [b[0] for b in bars],
-        [b[1] for b in bars],
-        color=["tab:orange" if b[2] == "ours" else "tab:gray" for b in bars],
-    )
-    axes[0].set_xlabel("English OOD average F1")
-    axes[0].set_title("ours vs published")
-    for res_i, res in enumerate(results):
-        per_ds = res.per_dataset()
-        names = sorted(per_ds)
-        width = 0.8 / max(1, len(results))
-        xs = [i + res_i * width for i in range(len(names))]
-        axes[1].bar(
-            xs,
-            [per_ds[n]["b2ner_f1"] for n in names],
-            width,
-            label=res.name,
-            yerr=[per_ds[n]["b2ner_f1_sd"] for n in names],
-        )
-        axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=45, ha="right")
-    axes[1].set_ylabel("b2ner F1")
-    axes[1].set_title("per dataset (mean ± sd over seeds)")
-    if results:
-        axes[1].legend()
-    fig.tight_layout()
-    png = out / "report.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return {"markdown": md, "png": png, "json": out / "scores.json"}

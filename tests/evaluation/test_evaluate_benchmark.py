@@ -11,11 +11,11 @@ from b2ner_cli.main import main
 from b2ner_common import tables
 from b2ner_common.config import load_config
 from b2ner_common.evaluation.benchmark import (
-    PUBLISHED_EN_AVG,
     evaluate_predictor,
     gold_from_rows,
     score_b2ner_predictions,
 )
+from b2ner_common.evaluation.report import PUBLISHED_EN_AVG
 from b2ner_common.models.lexicon import LexiconPredictor
 from b2ner_common.schema import SILVER_SAMPLES
 
