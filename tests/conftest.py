@@ -91,6 +91,50 @@ def tiny_encoder_dir(tmp_path_factory, minilm_path) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"), minilm_path)
 
 
+def build_unigram_tokenizer(out_dir: Path) -> Path:
+    """An XLM-R-style SentencePiece Unigram tokenizer (whitespace split + "▁" metaspace, the pipeline of
+    multilingual-e5) over a small vocabulary written here: CJK characters exist only as bare pieces, so a
+    character-word is tokenized "▁" + "北", as XLM-R does with most Chinese characters."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    pieces = ["▁", ".", ",", "，", "。", "▁Barack", "▁Obama", "▁visited", "▁Paris", "▁the", "▁in", "▁June"]
+    pieces += list("浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读北京大学去很好")
+    pieces += list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + [
+        "▁" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"
+    ]
+    vocab = [(t, 0.0) for t in specials] + [(p, -1.0 - 0.5 * (len(p) == 1)) for p in pieces]
+    tk = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(r"\s+", " ")])
+    tk.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_unigram_encoder_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT over the XLM-R-style Unigram tokenizer: the shape of multilingual-e5, in ms."""
+    d = build_unigram_tokenizer(tmp_path_factory.mktemp("tiny_unigram"))
+    return build_tiny_encoder(d, d)
+
+
 TINY_TEXTS = [
     "Barack Obama visited Paris in June 2015 with the United Nations delegation.",
     "The Transformer model was trained on WMT data using PyTorch and TensorFlow.",

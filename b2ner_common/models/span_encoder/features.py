@@ -1,9 +1,12 @@
 """Text -> model inputs for the span encoder: words, segments, length-bucketed batches, gold targets.
 
-A "word" is what the tokenizer's pre-tokenizer yields (whitespace/punctuation pieces; every CJK character
-is its own word for BERT-style tokenizers). Spans are runs of whole words, so predicted offsets always fall
-on word boundaries and `text[start:end]` is the predicted entity text. Each word is represented by its
-first sub-word token. Texts longer than the encoder window are cut into segments at word boundaries;
+A "word" is cut by `word_spans`, not by the tokenizer: BERT's rule (whitespace and punctuation separate
+words, every CJK character is its own word) for every backbone, so a SentencePiece model such as
+multilingual-e5 (whose pre-tokenizer splits on whitespace only) gets the same words as MiniLM: `Paris.` is
+two words and a Chinese sentence is one word per character. The words are then tokenized apart
+(`is_split_into_words`). Spans are runs of whole words, so predicted offsets always fall on word
+boundaries and `text[start:end]` is the predicted entity text. Each word is represented by its first
+sub-word token. Texts longer than the encoder window are cut into segments at word boundaries;
 a segment is the unit the model sees (spans never cross segments).
 """
 
@@ -13,7 +16,24 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import regex
 import torch
+
+# BERT's word rule (transformers' BasicTokenizer / tokenizers' BertPreTokenizer): ASCII symbols and Unicode
+# punctuation are one-character words, and so is every CJK ideograph (the CJK Unified blocks BERT lists).
+_ASCII_PUNCT = regex.escape(
+    "".join(chr(c) for c in [*range(33, 48), *range(58, 65), *range(91, 97), *range(123, 127)])
+)
+_CJK = (
+    "\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002a6df\U0002a700-\U0002b73f\U0002b740-\U0002b81f"
+    "\U0002b820-\U0002ceaf\uf900-\ufaff\U0002f800-\U0002fa1f"
+)
+_WORD = regex.compile(rf"[{_ASCII_PUNCT}\p{{P}}{_CJK}]|[^\s{_ASCII_PUNCT}\p{{P}}{_CJK}]+")
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Char [start, end) of each word of `text` under BERT's rule, whatever the tokenizer."""
+    return [m.span() for m in _WORD.finditer(text)]
 
 
 @dataclass(slots=True)
@@ -33,6 +53,17 @@ class Segment:
         return len(self.word_spans)
 
 
+def _bare_space_id(tokenizer) -> int | None:
+    """The id of SentencePiece's lone "▁" piece, or None where the vocabulary has none (WordPiece)."""
+    tid = tokenizer.convert_tokens_to_ids("\u2581")
+    return None if tid is None or tid == tokenizer.unk_token_id else tid
+
+
+def _starts_word(word_of: list[int]) -> bool:
+    """Whether the last token kept is the first of its word."""
+    return len(word_of) == 1 or word_of[-2] != word_of[-1]
+
+
 def segment_texts(tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[Segment]]:
     """Tokenize `texts` (no special tokens) and cut each into word-aligned segments of <= max_tokens tokens.
 
@@ -41,28 +72,45 @@ def segment_texts(tokenizer, texts: Sequence[str], max_tokens: int) -> list[list
     """
     if not texts:
         return []
-    # No truncation here (segments are cut below), so silence the "longer than the maximum" warning.
-    enc = tokenizer(
-        list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-    )
+    spans_per_text = [word_spans(t) for t in texts]
+    with_words = [i for i, sp in enumerate(spans_per_text) if sp]
+    token_ids: dict[int, list[int]] = {}
+    words_per_text: dict[int, list[list[int]]] = {}
+    if with_words:
+        # No truncation here (segments are cut below), so silence the "longer than the maximum" warning.
+        enc = tokenizer(
+            [[texts[i][s:e] for s, e in spans_per_text[i]] for i in with_words],
+            is_split_into_words=True,
+            add_special_tokens=False,
+            truncation=False,
+            verbose=False,
+        )
+        bare_space = _bare_space_id(tokenizer)
+        for row, ti in enumerate(with_words):
+            ids, word_of = [], []
+            for tok, w in zip(enc["input_ids"][row], enc.word_ids(row), strict=True):
+                if w is None:
+                    continue
+                # SentencePiece writes a word that has no "▁x" piece as "▁" + "x" (every CJK character in
+                # XLM-R); the bare "▁" would then stand for the word, so it is dropped when more follows.
+                if word_of and word_of[-1] == w and ids[-1] == bare_space and _starts_word(word_of):
+                    ids.pop()
+                    word_of.pop()
+                ids.append(tok)
+                word_of.append(w)
+            token_ids[ti] = ids
+            # word index -> [first token, last token]; a word the tokenizer drops (control characters only)
+            # gets no tokens and is no word of the segment.
+            groups: dict[int, list[int]] = {}
+            for tok_i, w in enumerate(word_of):
+                groups.setdefault(w, [tok_i, tok_i])[1] = tok_i
+            words_per_text[ti] = [
+                [first, last, *spans_per_text[ti][w]] for w, (first, last) in groups.items()
+            ]
     out: list[list[Segment]] = []
     for ti in range(len(texts)):
-        ids = enc["input_ids"][ti]
-        offsets = enc["offset_mapping"][ti]
-        word_ids = enc.word_ids(ti)
-        # Group tokens by word: (first token, last token, char start, char end).
-        words: list[list[int]] = []
-        prev = None
-        for tok_i, w in enumerate(word_ids):
-            if w is None:
-                continue
-            s, e = offsets[tok_i]
-            if w != prev:
-                words.append([tok_i, tok_i, s, e])
-                prev = w
-            else:
-                words[-1][1] = tok_i
-                words[-1][3] = max(words[-1][3], e)
+        ids = token_ids.get(ti, [])
+        words = words_per_text.get(ti, [])
         segs: list[Segment] = []
         cur = Segment(ti, [], [], [])
         for first, last, s, e in words:
