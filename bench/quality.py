@@ -332,8 +332,8 @@ def main() -> None:
     ap.add_argument("--drop-positive", type=float, default=0.1)
     ap.add_argument("--focal-gamma", type=float, default=2.0)
     ap.add_argument("--positive-weight", type=float, default=3.0)
-    ap.add_argument("--threshold", type=float, default=0.3)
-    ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.2, 0.4, 0.5])
+    ap.add_argument("--threshold", type=float, default=0.2)
+    ap.add_argument("--sweep", type=float, nargs="*", default=[0.1, 0.3, 0.4, 0.5])
     ap.add_argument(
         "--prior-weight", type=float, default=None, help="label prior (default: the model's; 0: off)"
     )

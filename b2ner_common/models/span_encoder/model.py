@@ -65,7 +65,9 @@ class SpanEncoderSettings:
     label_pooling: str = "marker"
     dropout: float = 0.0  # heads; random masks cost ~15% of a CPU step, little data needs little dropout
     encoder_dropout: float = 0.0  # text tower; 0 also lets attention use the fused SDPA kernel
-    threshold: float = 0.3  # focal-loss training leaves zero-shot scores low: 0.3 was best for "bi"
+    # Focal-loss training leaves zero-shot scores low. 0.2 was best or level on every model swept with the
+    # label prior (8 and 30 minutes of training; docs/benchmarks.md "quality"); 0.3 before the prior.
+    threshold: float = 0.2
     use_definitions: bool = False  # label text = "name: definition" when a definition is given
     # bi: the label of a found span is argmax over labels of logit + prior_weight * cos(frozen embedding of
     # the span's text, frozen embedding of the label text). The frozen sentence encoder knows fine types
