@@ -420,6 +420,26 @@ def test_span_encoder_prior_keeps_spans_scores_and_threshold_filtering(model):
     assert high == [[e for e in ents if e.score > thr] for ents in typed]
 
 
+def test_span_encoder_prior_caches_span_vectors_and_bounds_the_cache(model, monkeypatch):
+    import b2ner_common.models.span_encoder.model as span_model
+
+    texts = [*TEXTS, "Angela Merkel met Obama in Berlin ."]
+    labels = ["politician", "city", "date"]
+    model._span_cache.clear()
+    encoded: list[str] = []
+    real = model.frozen_vectors
+    monkeypatch.setattr(model, "frozen_vectors", lambda ts, **kw: encoded.extend(ts) or real(ts, **kw))
+    first = model.predict(texts, labels, threshold=0.01, prior_weight=1e4)
+    n_first = len(encoded)
+    again = model.predict(texts, labels, threshold=0.01, prior_weight=1e4)
+    assert n_first > 0 and len(encoded) == n_first  # the second pass encodes no span text again
+    assert again == first
+    monkeypatch.setattr(span_model, "SPAN_CACHE_SIZE", 3)
+    model._span_cache.clear()
+    bounded = model.predict(texts, labels, threshold=0.01, prior_weight=1e4)
+    assert len(model._span_cache) == 3 and bounded == first  # eviction changes no result
+
+
 def test_span_encoder_prior_needs_the_bi_encoder_label_tower(tiny_encoder_dir):
     uni = build_span_encoder(str(tiny_encoder_dir), SpanEncoderSettings(architecture="uni", threshold=0.0))
     with pytest.raises(ValueError, match="prior_weight needs the frozen label tower"):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +49,8 @@ WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
 # Label prior of new bi-encoder models (docs/benchmarks.md "quality": +7 English b2ner_f1 at 8 minutes)
 DEFAULT_PRIOR_WEIGHT = 20.0
+SPAN_CACHE_SIZE = 20_000  # span texts whose frozen vectors are kept (384 floats each: ~30 MB for MiniLM)
+_SPAN_CACHE_LOCK = threading.Lock()  # module-level: a lock on the model would make it unpicklable
 
 
 @dataclass
@@ -127,6 +131,7 @@ class SpanEncoder(nn.Module):
         self.bias = nn.Parameter(torch.tensor(-4.0))
         self._label_cache: dict[str, torch.Tensor] = {}
         self._label_token_cache: dict[str, list[int]] = {}
+        self._span_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.freeze_lower(settings.freeze_layers)
         for mod in self.encoder.modules():
             if isinstance(mod, nn.Dropout):
@@ -336,6 +341,26 @@ class SpanEncoder(nn.Module):
             r.sort(key=lambda e: (e.start, e.end))
         return results
 
+    def _span_vectors(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Frozen-tower vectors of span texts, through a bounded LRU cache: over a corpus the same names
+        recur (and overlapping candidates within a batch), and each miss costs a forward pass."""
+        cache = self._span_cache
+        with _SPAN_CACHE_LOCK:  # a predictor may be shared by threads
+            missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        vectors = self.frozen_vectors(missing) if missing else []
+        out = {}
+        with _SPAN_CACHE_LOCK:
+            for t, v in zip(missing, vectors, strict=True):
+                cache[t] = v
+            for t in dict.fromkeys(texts):
+                out[t] = cache.get(t)
+                if out[t] is None:  # evicted by another thread meanwhile
+                    out[t] = cache[t] = self.frozen_vectors([t])[0]
+                cache.move_to_end(t)
+            while len(cache) > SPAN_CACHE_SIZE:
+                cache.popitem(last=False)
+        return out
+
     def _retype_with_prior(
         self,
         decoded: list[tuple[Segment, torch.Tensor, list[str]]],
@@ -355,9 +380,7 @@ class SpanEncoder(nn.Module):
         for d, i, k in found:
             seg = decoded[d][0]
             span_text.append(texts[seg.text_index][seg.word_spans[i][0] : seg.word_spans[i + k][1]])
-        unique = list(dict.fromkeys(span_text))
-        span_vec = self.frozen_vectors(unique)
-        row = {t: n for n, t in enumerate(unique)}
+        span_vec = self._span_vectors(span_text)
         label_vec = {}
         for (d, i, k), text in zip(found, span_text, strict=True):
             _, probs, columns = decoded[d]
@@ -368,7 +391,7 @@ class SpanEncoder(nn.Module):
                     torch.stack([self._label_cache[c] for c in columns]), dim=-1
                 )
             p = probs[i, k].clamp(1e-6, 1 - 1e-6)
-            cos = label_vec[key] @ span_vec[row[text]]
+            cos = label_vec[key] @ span_vec[text]
             best = int(torch.argmax(torch.log(p / (1 - p)) + weight * cos))
             top = float(p.max())
             probs[i, k] = 0.0
@@ -539,6 +562,7 @@ def quantize_for_inference(model: SpanEncoder) -> SpanEncoder:
     model.encoder = quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8)
     if model.label_encoder is not None:
         model.label_encoder = quantize_dynamic(model.label_encoder, {nn.Linear}, dtype=torch.qint8)
+        model._span_cache.clear()  # vectors of the fp32 tower
     return model
 
 
