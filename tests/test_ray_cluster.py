@@ -9,10 +9,10 @@ driver, the actors and the train workers share one raylet fails here: the train 
 Storage: both nodes run on this machine, so the warehouse and the run storage (`train.output_dir`) are one
 local filesystem that every node sees, as a cluster with a shared volume would; object storage is not tested.
 
-Loopback: every Ray process is started with `--node-ip-address 127.0.0.1` and every node registers as
-127.0.0.1, but Ray 2.60's gcs, raylet, core-worker and agent gRPC servers still bind every interface (its
-servers only have a 0.0.0.0 listener). The test pins what holds instead: the listener list, and that a client
-reaching the GCS through the machine's other address without the token is refused (UNAUTHENTICATED).
+Loopback (measured here, Ray 2.60): every node is started with `--node-ip-address 127.0.0.1`, yet the nodes
+and the driver register under the machine's other address, and the gcs, raylet and core-worker gRPC servers
+bind the wildcard address (`::`); the GCS answers on the machine's address. The test pins what holds instead:
+that listener list, and that a driver without the token is refused while the same driver with it joins.
 """
 
 from __future__ import annotations
@@ -152,19 +152,41 @@ def _other_address() -> str | None:
     return None
 
 
-def _gcs_call(address: str, token: str | None):
-    """One GCS request (list the nodes) without Ray's client: returns the gRPC status code."""
-    import grpc
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+NO_TOKEN = textwrap.dedent(
+    """
+    import sys, ray
+    try:
+        ray.init(address=sys.argv[1])
+        print("JOINED", ray.cluster_resources())
+    except Exception as e:
+        print("REFUSED", type(e).__name__, str(e)[:300])
+    """
+)
 
-    with grpc.insecure_channel(address) as ch:
-        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(ch)
-        md = [("authorization", f"Bearer {token}")] if token else []
-        try:
-            stub.GetAllNodeInfo(gcs_service_pb2.GetAllNodeInfoRequest(), timeout=10, metadata=md)
-        except grpc.RpcError as e:
-            return e.code()
-        return grpc.StatusCode.OK
+
+def _reachable(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(5)
+        return s.connect_ex((ip, port)) == 0
+
+
+def _join(address: str, tmp: Path, env: dict[str, str], token: bool) -> str:
+    """A driver tries to join, with the token or without one (none in the environment, an empty home)."""
+    home = tmp / f"home_{token}"
+    home.mkdir()
+    bare = env if token else {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    bare = {**bare, "HOME": str(home)}
+    script = tmp / "join.py"
+    script.write_text(NO_TOKEN)
+    try:
+        res = subprocess.run(
+            [sys.executable, str(script), address], env=bare, capture_output=True, text=True, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        return "TIMEOUT"
+    return next(
+        (x for x in res.stdout.splitlines() if x.startswith(("JOINED", "REFUSED"))), res.stderr[-500:]
+    )
 
 
 def _write_inputs(tmp: Path) -> None:
@@ -255,7 +277,6 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
         ray_start(
             "--head",
             *("--port", str(port), "--include-dashboard=false"),
-            *("--ray-client-server-port", str(_free_port())),
             *node_args(),
         )
         ray_start("--address", address, *node_args())
@@ -271,20 +292,21 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
         line = next((x for x in res.stdout.splitlines() if x.startswith("RESULT ")), None)
         assert line, res.stdout[-3000:] + res.stderr[-6000:]
         out = json.loads(line[len("RESULT ") :])
+        print("RESULT", json.dumps(out, indent=1))
         other = _other_address()
-        probes = {
-            "loopback, token": _gcs_call(address, token),
-            "loopback, no token": _gcs_call(address, None),
-        }
-        if other:
-            probes["other address, no token"] = _gcs_call(f"{other}:{port}", None)
+        reachable = bool(other) and _reachable(other, port)
+        with_token, no_token = (_join(address, tmp_path, env, t) for t in (True, False))
+        print(
+            "GCS reachable on", other, reachable, "| driver with token:", with_token, "| without:", no_token
+        )
     finally:
         _stop_cluster(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    print(json.dumps({**out, "probes": {k: str(v) for k, v in probes.items()}}, indent=1))
 
-    # Two nodes, both registered on loopback; the driver joined as 127.0.0.1 too.
-    assert out["nodes"] == ["127.0.0.1", "127.0.0.1"] and out["driver_ip"] == "127.0.0.1"
+    # Two nodes. Started with --node-ip-address 127.0.0.1, yet Ray registers them (and the driver) under the
+    # machine's address when it has another one (docs/reliability.md): pinned, so a fix in Ray shows here.
+    node_ip = other or "127.0.0.1"
+    assert out["nodes"] == [node_ip, node_ip] and out["driver_ip"] == node_ip
     # predict: every document has its row, exactly once.
     assert out["predicted"] == N_DOCS
     assert sorted(out["doc_ids"]) == [f"d{i:03d}" for i in range(N_DOCS)]
@@ -302,12 +324,13 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
     assert all(text[p.start : p.end] == p.text for p in model.predict([text], ["person"], threshold=0.01)[0])
 
     # Loopback: what Ray binds (module docstring), and the token that stands in for it.
-    import grpc
-
     wide = sorted({(name, ip) for ip, _, name in out["listeners"] if not _is_loopback(ip)})
     assert out["listeners"]
     print("Ray listeners beyond loopback:", wide)
-    assert probes["loopback, token"] == grpc.StatusCode.OK
-    assert probes["loopback, no token"] == grpc.StatusCode.UNAUTHENTICATED
-    if other:
-        assert probes["other address, no token"] == grpc.StatusCode.UNAUTHENTICATED
+    # Every server binds the wildcard address, the GCS included, and answers on the other address...
+    assert {name for name, _ in wide} >= {"gcs_server", "raylet"}
+    assert all(ip in ("::", "0.0.0.0") for _, ip in wide)
+    assert reachable or not other
+    # ...so the token is what keeps a client out: the same driver joins with it and is refused without it.
+    assert with_token.startswith("JOINED"), with_token
+    assert no_token.startswith("REFUSED"), no_token
