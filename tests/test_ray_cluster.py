@@ -1,10 +1,11 @@
 """A real two-node Ray cluster on loopback: `ray start --head` plus `ray start --address`, each its own raylet
-with 1 CPU, node address 127.0.0.1, token authentication on with a token made for this test.
+with 1 CPU, started with `--node-ip-address 127.0.0.1`, token authentication on with a token made for this test.
 
 Ray Data predict (lexicon model) and a 2-worker Ray Train fit of the span encoder run against it by
 configuration alone (`ray.address=127.0.0.1:P`) in a fresh driver process. What works only because the
 driver, the actors and the train workers share one raylet fails here: the train workers cannot share a node
-(1 CPU each), the predict actor and the read tasks end up on different nodes.
+(1 CPU each); the predict actor takes one node's CPU, so the read tasks run on the other (recorded, not
+asserted: Ray may also place them before the actor starts).
 
 Storage: both nodes run on this machine, so the warehouse and the run storage (`train.output_dir`) are one
 local filesystem that every node sees, as a cluster with a shared volume would; object storage is not tested.
