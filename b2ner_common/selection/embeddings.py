@@ -9,7 +9,8 @@ process and cached: a Spark Python worker (reused between tasks) or a Ray actor 
 
 Two speed knobs change the arithmetic, not the model (`select.embed_precision`, `select.embed_max_tokens`):
 - ``precision``: "fp32"; "bf16" (matmuls in bfloat16 under torch autocast, LayerNorm/softmax/pooling in
-  float32; fast where the CPU has AVX512-BF16 or AMX); "int8" (torch dynamic int8 with per-channel weights
+  float32; fast only where the CPU has AVX512-BF16 or AMX, emulated and slow elsewhere); "auto" (bf16 on
+  such a CPU, else fp32; resolved in each worker process, so mixed executors each pick theirs); "int8" (torch dynamic int8 with per-channel weights
   for the attention and FFN-input Linear layers; the FFN-output layer, whose GELU inputs have outliers,
   stays float32). Vectors are float32 unit vectors in every case; their cosine to the fp32 vectors is
   measured in docs/benchmarks.md "embed";
@@ -33,7 +34,7 @@ from b2ner_common.config import ConfigError
 from b2ner_common.schema import EMBEDDINGS
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 _CACHE: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -67,17 +68,41 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 dot products natively (AVX512-BF16 or AMX-BF16; Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """The concrete precision for `precision` on this machine ("auto": bf16 where native, else fp32).
+
+    Raises ValueError for an unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    if precision == "auto":
+        return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+    return precision
+
+
 def load_encoder(
     name: str = DEFAULT_MODEL, device: str = "cpu", precision: str = "fp32", max_tokens: int | None = None
 ):
     """The SentenceTransformer for `name`, loaded once per process (thread-safe cache).
 
-    precision: "fp32", "bf16" (applied at encode time, see `encode_texts`) or "int8" (dynamic int8 Linear
-    layers, CPU only). max_tokens: cut sentences after this many tokens (None: the model's own limit).
+    precision: "fp32", "bf16" (applied at encode time, see `encode_texts`), "int8" (dynamic int8 Linear
+    layers, CPU only) or "auto" (see `resolve_precision`). max_tokens: cut sentences after this many tokens (None: the model's own limit).
     Raises ValueError for an unknown `precision`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    precision = resolve_precision(precision, device)
     # bf16 is autocast around the same weights: it shares the fp32 model.
     key = f"{name}@{device}/{'int8' if precision == 'int8' else 'fp32'}/{max_tokens}"
     with _LOCK:
@@ -138,6 +163,7 @@ def encode_texts(
     sentence-transformers sorts the texts by length inside the call, so a large call pads little.
     """
     model = load_encoder(name, precision=precision, max_tokens=max_tokens)
+    precision = resolve_precision(precision, str(model.device.type))
     if len(texts) == 0:
         return np.zeros((0, embedding_dim(name, model)), dtype=np.float32)
     import torch

@@ -144,3 +144,22 @@ def test_embed_unknown_precision_is_rejected():
         load_config(None, ["select.embed_precision=fp16"])
     with pytest.raises(ConfigError, match="embed_max_tokens"):
         load_config(None, ["select.embed_max_tokens=0"])
+
+
+def test_embed_auto_precision_is_bf16_only_on_native_bf16_cpus(monkeypatch):
+    import b2ner_common.selection.embeddings as emb
+
+    monkeypatch.setattr(emb, "cpu_has_native_bf16", lambda: True)
+    assert emb.resolve_precision("auto") == "bf16"
+    assert emb.resolve_precision("auto", "cuda") == "fp32"
+    monkeypatch.setattr(emb, "cpu_has_native_bf16", lambda: False)
+    assert emb.resolve_precision("auto") == "fp32"
+    assert emb.resolve_precision("int8") == "int8"
+    # "auto" shares the cached model of what it resolves to.
+    assert emb.load_encoder(precision="auto") is emb.load_encoder()
+
+
+def test_embed_native_bf16_check_reads_the_cpu_flags():
+    from b2ner_common.selection.embeddings import cpu_has_native_bf16
+
+    assert isinstance(cpu_has_native_bf16(), bool)
