@@ -64,30 +64,40 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
         from spark_jobs.candidates import excluded_datasets, selection_candidates
 
         samples = selection_candidates(samples, cfg, excluded_datasets(cfg)[1])
-    samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"])
-    todo = samples
-    if table_exists(spark, gold_path):
-        done = read_delta(spark, gold_path).filter(F.col("model") == s.embed_model).select("sample_id")
-        todo = samples.join(done, "sample_id", "left_anti")
-    candidates = samples.count()
-    n = todo.count()
-    version = None
-    if n:
-        parallelism = spark.sparkContext.defaultParallelism
-        # At least one partition per core; more for big inputs so a slow task does not hold the stage.
-        parts = max(parallelism, min(n // 20000, parallelism * 8))
-        name, bs, threads = s.embed_model, s.embed_batch_size, task_threads(spark, s.embed_threads)
-        precision, max_tokens = s.embed_precision, s.embed_max_tokens
-
-        def embed(batches):
-            yield from embed_arrow_batches(batches, name, bs, threads, precision, max_tokens)
-
-        out = todo.repartition(parts).mapInArrow(embed, EMBED_SCHEMA)
-        version = write_delta(
-            out,
-            gold_path,
-            merge_keys=["sample_id", "model"],
-            schema=EMBEDDINGS,
-            metadata={"stage": "embed", "config": config_json(cfg)},
-        )
+    # Cached: the two counts and the embedding pass would each recompute the candidate window over silver.
+    samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"]).persist()
+    try:
+        todo = samples
+        if table_exists(spark, gold_path):
+            done = read_delta(spark, gold_path).filter(F.col("model") == s.embed_model).select("sample_id")
+            todo = samples.join(done, "sample_id", "left_anti")
+        candidates = samples.count()
+        n = todo.count()
+        version = None
+        if n:
+            version = _embed_and_merge(spark, todo, n, cfg, gold_path)
+    finally:
+        samples.unpersist()
     return EmbedResult(s.embed_model, candidates, n, time.perf_counter() - t0, version)
+
+
+def _embed_and_merge(spark, todo, n: int, cfg: PipelineConfig, gold_path: str) -> int:
+    """mapInArrow over the rows to embed, MERGE into gold/embeddings; returns the new table version."""
+    s = cfg.select
+    parallelism = spark.sparkContext.defaultParallelism
+    # At least one partition per core; more for big inputs so a slow task does not hold the stage.
+    parts = max(parallelism, min(n // 20000, parallelism * 8))
+    name, bs, threads = s.embed_model, s.embed_batch_size, task_threads(spark, s.embed_threads)
+    precision, max_tokens = s.embed_precision, s.embed_max_tokens
+
+    def embed(batches):
+        yield from embed_arrow_batches(batches, name, bs, threads, precision, max_tokens)
+
+    out = todo.repartition(parts).mapInArrow(embed, EMBED_SCHEMA)
+    return write_delta(
+        out,
+        gold_path,
+        merge_keys=["sample_id", "model"],
+        schema=EMBEDDINGS,
+        metadata={"stage": "embed", "config": config_json(cfg)},
+    )
