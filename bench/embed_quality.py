@@ -14,6 +14,7 @@ again and compared:
   floor is the fp32 selection with the next seed (same vectors, another k-means start).
 
     .venv/bin/python bench/embed_quality.py --warehouse /work/wt13_wh --variants int8,bf16:128
+    .venv/bin/python bench/embed_quality.py --warehouse /work/wt13_wh --variants wh:/tmp/embwh  # its job's vectors
 Writes bench/results/embed_quality.json. The warehouse is only read.
 """
 
@@ -64,6 +65,18 @@ def load_candidates(warehouse: Path, datasets: list[str]) -> tuple[pd.DataFrame,
     evals = eval_datasets(cfg.select.decontaminate, roles)
     ev = silver.filter(pc.is_in(silver["dataset"], value_set=__import__("pyarrow").array(evals)))
     return cand, ref, set(text_hashes(pd.Series(ev["text"].to_pylist())))
+
+
+def stored_vectors(warehouse: Path, cand: pd.DataFrame) -> np.ndarray:
+    """The gold/embeddings vectors of `warehouse` for the candidates, in `cand` order."""
+    import pyarrow.compute as pc
+
+    from b2ner_common import tables
+
+    emb = tables.read_table(str(tables.table_path(warehouse, tables.Table.GOLD_EMBEDDINGS)))
+    emb = emb.filter(pc.equal(emb["model"], DEFAULT_MODEL))
+    vec_of = dict(zip(emb["sample_id"].to_pylist(), arrow_to_vectors(emb["vector"]), strict=True))
+    return np.stack([vec_of[i] for i in cand["sample_id"]]).astype(np.float32)
 
 
 def nearest_other(vectors: np.ndarray) -> np.ndarray:
@@ -117,7 +130,11 @@ def near_dups(picks: dict[str, tuple]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--warehouse", type=Path, required=True)
-    ap.add_argument("--variants", default="int8,bf16:128", help="PRECISION[:MAX_TOKENS], comma-separated")
+    ap.add_argument(
+        "--variants",
+        default="int8,bf16:128",
+        help="comma-separated PRECISION[:MAX_TOKENS] (encoded here) or wh:PATH (the vectors in PATH's gold/embeddings)",
+    )
     ap.add_argument("--datasets", default="", help="comma-separated (default: every candidate dataset)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument(
@@ -174,10 +191,15 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     for variant in args.variants.split(","):
         precision, _, tok = variant.partition(":")
-        max_tokens = int(tok) if tok else None
-        path = args.cache / f"{args.warehouse.name}_{len(cand)}_{variant.replace(':', '_')}.npy"
+        max_tokens = int(tok) if tok and precision != "wh" else None
+        path = (
+            args.cache
+            / f"{args.warehouse.name}_{len(cand)}_{variant.replace(':', '_').replace('/', '_')}.npy"
+        )
         load0 = os.getloadavg()[0]
-        if path.is_file():
+        if precision == "wh":  # the vectors another warehouse's embed job wrote (e.g. with the new defaults)
+            vecs, secs = stored_vectors(Path(tok), cand), None
+        elif path.is_file():
             vecs, secs = np.load(path), None
         else:
             t = time.perf_counter()
