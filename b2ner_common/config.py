@@ -85,6 +85,11 @@ class TaxonomyConfig(Section):
 class SelectConfig(Section):
     embed_model: str = "all-minilm-l6-v2"  # short name, or a local sentence-transformers/HF encoder directory
     embed_batch_size: int = 128
+    # Arithmetic of the encoder: "auto" (bf16 where the CPU has AVX512-BF16/AMX, else fp32), "fp32", "bf16"
+    # (autocast; slow without those units), "int8" (dynamic int8 Linear layers). Speed and cosine to fp32:
+    # docs/benchmarks.md "embed". Vectors already in gold/embeddings are not redone when this changes.
+    embed_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    embed_max_tokens: int | None = Field(None, ge=8)  # cut sentences after N tokens (None: model limit, 256)
     dedup_threshold: float = 0.95  # cosine similarity above which two samples are near-duplicates
     decontaminate: list[str] = Field(default_factory=list)  # eval datasets; empty = the OOD-DEV corpora
     budget_per_dataset: int = 1300  # B2NERD keeps ~1.3k samples per dataset

@@ -1,7 +1,8 @@
 """Spark job: silver/samples -> gold/embeddings (incremental, one row per (sample_id, model)).
 
 Only samples without a vector for the configured model are embedded (left anti-join), in Arrow batches
-with mapInPandas; each Python worker loads the encoder once (process cache in b2ner_common.selection.embeddings).
+with mapInArrow (no pandas round trip); each Python worker loads the encoder once (process cache in
+b2ner_common.selection.embeddings).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from b2ner_common import tables
 from b2ner_common.config import PipelineConfig, config_json
 from b2ner_common.schema import EMBEDDINGS
-from b2ner_common.selection.embeddings import embed_pandas_batches, resolve_model_path
+from b2ner_common.selection.embeddings import embed_arrow_batches, resolve_model_path
 from b2ner_common.tables import Table
 from spark_jobs.delta import read_delta, table_exists, write_delta
 
@@ -63,29 +64,40 @@ def run_embed(cfg: PipelineConfig, spark=None) -> EmbedResult:
         from spark_jobs.candidates import excluded_datasets, selection_candidates
 
         samples = selection_candidates(samples, cfg, excluded_datasets(cfg)[1])
-    samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"])
-    todo = samples
-    if table_exists(spark, gold_path):
-        done = read_delta(spark, gold_path).filter(F.col("model") == s.embed_model).select("sample_id")
-        todo = samples.join(done, "sample_id", "left_anti")
-    candidates = samples.count()
-    n = todo.count()
-    version = None
-    if n:
-        parallelism = spark.sparkContext.defaultParallelism
-        # At least one partition per core; more for big inputs so a slow task does not hold the stage.
-        parts = max(parallelism, min(n // 20000, parallelism * 8))
-        name, bs, threads = s.embed_model, s.embed_batch_size, task_threads(spark, s.embed_threads)
-
-        def embed(batches):
-            yield from embed_pandas_batches(batches, name, bs, threads)
-
-        out = todo.repartition(parts).mapInPandas(embed, EMBED_SCHEMA)
-        version = write_delta(
-            out,
-            gold_path,
-            merge_keys=["sample_id", "model"],
-            schema=EMBEDDINGS,
-            metadata={"stage": "embed", "config": config_json(cfg)},
-        )
+    # Cached: the two counts and the embedding pass would each recompute the candidate window over silver.
+    samples = samples.select("sample_id", "text").dropDuplicates(["sample_id"]).persist()
+    try:
+        todo = samples
+        if table_exists(spark, gold_path):
+            done = read_delta(spark, gold_path).filter(F.col("model") == s.embed_model).select("sample_id")
+            todo = samples.join(done, "sample_id", "left_anti")
+        candidates = samples.count()
+        n = todo.count()
+        version = None
+        if n:
+            version = _embed_and_merge(spark, todo, n, cfg, gold_path)
+    finally:
+        samples.unpersist()
     return EmbedResult(s.embed_model, candidates, n, time.perf_counter() - t0, version)
+
+
+def _embed_and_merge(spark, todo, n: int, cfg: PipelineConfig, gold_path: str) -> int:
+    """mapInArrow over the rows to embed, MERGE into gold/embeddings; returns the new table version."""
+    s = cfg.select
+    parallelism = spark.sparkContext.defaultParallelism
+    # At least one partition per core; more for big inputs so a slow task does not hold the stage.
+    parts = max(parallelism, min(n // 20000, parallelism * 8))
+    name, bs, threads = s.embed_model, s.embed_batch_size, task_threads(spark, s.embed_threads)
+    precision, max_tokens = s.embed_precision, s.embed_max_tokens
+
+    def embed(batches):
+        yield from embed_arrow_batches(batches, name, bs, threads, precision, max_tokens)
+
+    out = todo.repartition(parts).mapInArrow(embed, EMBED_SCHEMA)
+    return write_delta(
+        out,
+        gold_path,
+        merge_keys=["sample_id", "model"],
+        schema=EMBEDDINGS,
+        metadata={"stage": "embed", "config": config_json(cfg)},
+    )

@@ -63,10 +63,13 @@ def test_embed_spark_incremental_and_matches_local(spark, warehouse):
     gold = tables.read_table(tables.table_path(warehouse, "gold/embeddings"))
     assert gold.num_rows == 50 and len(set(gold["sample_id"].to_pylist())) == 50
 
-    # Same vectors as a plain local encode (Spark is only the shell).
+    # Same vectors as a plain local encode with the same encoder settings (Spark is only the shell).
     by_id = dict(zip(gold["sample_id"].to_pylist(), arrow_to_vectors(gold["vector"]), strict=True))
     ids = first["sample_id"].to_pylist()[:8]
-    local = encode_texts(first["text"].to_pylist()[:8])
+    s = cfg.select
+    local = encode_texts(
+        first["text"].to_pylist()[:8], precision=s.embed_precision, max_tokens=s.embed_max_tokens
+    )
     assert np.allclose(np.stack([by_id[i] for i in ids]), local, atol=1e-4)
 
 
