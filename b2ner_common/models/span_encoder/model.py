@@ -368,11 +368,22 @@ class SpanEncoder(nn.Module):
         thr: float,
         weight: float,
     ) -> None:
-        """In place: each span found (best label's probability > thr) keeps that probability (its decoding
-        order and threshold are unchanged) under one label, argmax of logit + weight * prior cosine."""
+        """In place: each span decoding keeps (best label's probability > thr, greedy, no overlaps) keeps that
+        probability (its decoding order and threshold are unchanged) under one label, argmax of logit +
+        weight * prior cosine."""
+        # Only the spans greedy decoding will keep: scores are unchanged by the prior, so the kept set is
+        # known before retyping, and the overlapping candidates it drops need no frozen-tower pass.
         found = []  # (decoded index, first word, width)
-        for d, (_, probs, _) in enumerate(decoded):
-            for i, k in (probs.max(-1).values > thr).nonzero().tolist():
+        for d, (seg, probs, _) in enumerate(decoded):
+            best = probs.max(-1).values
+            cands = sorted(
+                ((float(best[i, k]), i, k) for i, k in (best > thr).nonzero().tolist()), reverse=True
+            )
+            taken = [False] * seg.n_words
+            for _, i, k in cands:
+                if i + k >= seg.n_words or any(taken[i : i + k + 1]):
+                    continue
+                taken[i : i + k + 1] = [True] * (k + 1)
                 found.append((d, i, k))
         if not found:
             return
