@@ -226,6 +226,7 @@ def run_arm(arm: str, seed: int, golds, args) -> dict:
         "last_loss": res["last_loss"],
         "eval_seconds": round(time.perf_counter() - t0, 1),
         "threshold": args.threshold,
+        "prior_weight": model.settings.prior_weight,
         "per_dataset": main["per_dataset"],
         "per_language": main["per_language"],
         "sweep": sweep,
@@ -358,6 +359,7 @@ def main() -> None:
     )
     ap.add_argument("--positive-weight", type=float, default=None, help="default: the trainer's")
     ap.add_argument("--prepare-only", action="store_true", help="run the pipeline stages, train nothing")
+    ap.add_argument("--name", default=None, help="results and work folder name (default: quick or full)")
     args = ap.parse_args()
     q = args.quick
     from b2ner_common.models.span_encoder.train import SpanTrainOptions
@@ -370,7 +372,7 @@ def main() -> None:
     args.pool_cap = args.pool_cap or (1500 if q else 4000)
     args.budget = args.budget or (300 if q else 1000)
     args.eval_samples = args.eval_samples or (150 if q else 300)
-    mode = "quick" if q else "full"
+    mode = args.name or ("quick" if q else "full")
     args.results = args.results or ROOT / "bench" / "results" / f"ablation_{mode}"
     args.work = args.work / mode
 
