@@ -1,4 +1,5 @@
-"""Shared fixtures: real corpora (skipped when absent), a temporary warehouse, one Spark session.
+"""Shared fixtures: real corpora (skipped when absent), a temporary warehouse, one Spark session,
+loopback port helpers for the cluster suites.
 
 Environment set here once for every suite: engines use this interpreter, nothing reaches a hub.
 """
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -480,3 +483,36 @@ def _run_threads(fns: list[Callable[[], object]]) -> None:
 @pytest.fixture
 def run_threads() -> Callable[[list[Callable[[], object]]], None]:
     return _run_threads
+
+
+class _PortKit:
+    """Loopback ports for the cluster suites (Spark standalone, Ray): pick, probe, wait for a listener."""
+
+    @staticmethod
+    def free() -> int:
+        """A TCP port free on 127.0.0.1 now (the OS picks it; a race with other processes is unlikely)."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    @staticmethod
+    def reachable(host: str, port: int, timeout: float = 5) -> bool:
+        """True when something accepts a TCP connection on host:port within `timeout` seconds."""
+        with socket.socket() as s:
+            s.settimeout(timeout)
+            return s.connect_ex((host, port)) == 0
+
+    @staticmethod
+    def wait(port: int, host: str = "127.0.0.1", timeout: float = 120) -> None:
+        """Return once host:port accepts connections; raise TimeoutError after `timeout` seconds."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if _PortKit.reachable(host, port):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+@pytest.fixture
+def port_kit() -> type[_PortKit]:
+    return _PortKit

@@ -129,12 +129,6 @@ JOB = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _is_loopback(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%")[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
@@ -163,12 +157,6 @@ NO_TOKEN = textwrap.dedent(
         print("REFUSED", type(e).__name__, str(e)[:300])
     """
 )
-
-
-def _reachable(ip: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(5)
-        return s.connect_ex((ip, port)) == 0
 
 
 def _join(address: str, tmp: Path, env: dict[str, str], token: bool) -> str:
@@ -244,7 +232,7 @@ def _stop_cluster(marker: str) -> None:
     psutil.wait_procs(alive, timeout=10)
 
 
-def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encoder_dir: Path):
+def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encoder_dir: Path, port_kit):
     _write_inputs(tmp_path)
     token = secrets.token_hex(32)
     # Ray's unix sockets live under the temp dir, whose path must stay under ~100 bytes: not tmp_path.
@@ -256,7 +244,7 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
         "RAY_AUTH_TOKEN": token,
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    port = _free_port()
+    port = port_kit.free()
     address = f"127.0.0.1:{port}"
 
     def node_args() -> list[str]:
@@ -264,10 +252,10 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
         return [
             *("--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--temp-dir", ray_tmp),
             *("--object-store-memory", str(200 * 1024**2), "--disable-usage-stats"),
-            *("--dashboard-agent-listen-port", str(_free_port())),
-            *("--dashboard-agent-grpc-port", str(_free_port())),
-            *("--runtime-env-agent-port", str(_free_port())),
-            *("--metrics-export-port", str(_free_port())),
+            *("--dashboard-agent-listen-port", str(port_kit.free())),
+            *("--dashboard-agent-grpc-port", str(port_kit.free())),
+            *("--runtime-env-agent-port", str(port_kit.free())),
+            *("--metrics-export-port", str(port_kit.free())),
         ]
 
     def ray_start(*args: str) -> None:
@@ -295,7 +283,7 @@ def test_ray_cluster_two_nodes_run_predict_and_train(tmp_path: Path, tiny_encode
         out = json.loads(line[len("RESULT ") :])
         print("RESULT", json.dumps(out, indent=1))
         other = _other_address()
-        reachable = bool(other) and _reachable(other, port)
+        reachable = bool(other) and port_kit.reachable(other, port)
         with_token, no_token = (_join(address, tmp_path, env, t) for t in (True, False))
         print(
             "GCS reachable on", other, reachable, "| driver with token:", with_token, "| without:", no_token

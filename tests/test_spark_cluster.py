@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -67,23 +65,7 @@ JOB = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
-
-
-def test_spark_standalone_cluster_runs_ingest_taxonomy_predict(tmp_path: Path):
+def test_spark_standalone_cluster_runs_ingest_taxonomy_predict(tmp_path: Path, port_kit):
     import pyspark
 
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
@@ -94,7 +76,7 @@ def test_spark_standalone_cluster_runs_ingest_taxonomy_predict(tmp_path: Path):
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "SPARK_WORKER_DIR": str(tmp_path / "work"),
     }
-    port = _free_port()
+    port = port_kit.free()
     master_url = f"spark://127.0.0.1:{port}"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -108,14 +90,14 @@ def test_spark_standalone_cluster_runs_ingest_taxonomy_predict(tmp_path: Path):
         start(
             "master",
             *("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)),
-            *("--webui-port", str(_free_port())),
+            *("--webui-port", str(port_kit.free())),
         )
-        _wait_port(port)
+        port_kit.wait(port)
         for i in range(2):
             start(
                 f"worker{i}",
                 *("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1"),
-                *("--memory", "1g", "--webui-port", str(_free_port()), master_url),
+                *("--memory", "1g", "--webui-port", str(port_kit.free()), master_url),
             )
         script = tmp_path / "job.py"
         script.write_text(JOB)
