@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,8 @@ def init_ray(cfg: RayConfig, log_to_driver: bool | None = None) -> bool:
     ray.data.DataContext.get_current().enable_progress_bars = cfg.progress_bars
     if ray.is_initialized():
         return False
-    # Ray's token authentication stays on (its default for local clusters: ~/.ray/auth_token). Ray 2.60's
-    # ray.init replaces a 127.0.0.1 node address by the machine's address and binds its gcs, raylet and
-    # worker gRPC servers to every interface (measured, docs/reliability.md), so the token is what keeps
-    # other hosts from submitting code.
+    # Ray's token authentication stays on (its default for local clusters: ~/.ray/auth_token), and a local
+    # Ray listens on loopback only (`_loopback_node`, docs/reliability.md).
     # Ray runs its workers at nice 15, so on a busy host training gets a few % of a core behind any other
     # process. Forcing RAY_worker_niceness=0 made the second Ray Train fit of a process hang (twice, at
     # "Requesting resources"), so Ray's default is kept; set the variable yourself on a dedicated host.
@@ -73,8 +72,39 @@ def init_ray(cfg: RayConfig, log_to_driver: bool | None = None) -> bool:
         # Driver-side Ray loggers at warning level: their info lines (reports, cleaners) are not progress.
         for name in ("ray", "ray.train", "ray.data", "ray.tune"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    ray.init(**kwargs)
+    # The embedded default only: a cluster (ray.address, or RAY_ADDRESS that ray.init reads) is joined as is.
+    local = not cfg.address and not os.environ.get("RAY_ADDRESS")
+    with _loopback_node() if local else nullcontext():
+        ray.init(**kwargs)
     return True
+
+
+@contextmanager
+def _loopback_node() -> Iterator[None]:
+    """While Ray starts a local node: give it node address 127.0.0.1, so every Ray server listens on loopback.
+
+    Ray 2.60 picks the listening address of its servers (gcs, raylet, workers, runtime-env and dashboard
+    agents) from the node address: a loopback one gives loopback only, any other every interface. Its
+    ray.init, though, replaces 127.0.0.1 (also `_node_ip_address="127.0.0.1"`) by the machine's address
+    unless its single-host switch is off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, the default on macOS and
+    Windows). Ray reads that variable once, at import, so the switch itself is turned off here, and only
+    while the node starts: the running node keeps its address, and joining a cluster later is untouched.
+    """
+    from ray._private import ray_constants
+
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        # A Ray without the switch: the node gets the machine's address (the loopback test says so).
+        logging.getLogger(__name__).warning(
+            "this Ray has no single-host switch: it may listen beyond loopback"
+        )
+        yield
+        return
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def storage_path(train: TrainConfig) -> str:
