@@ -115,7 +115,9 @@ def run_collect(cfg, spark):
     return report(cfg, recon, stats, "spark-collect", time.perf_counter() - t0, len(units))
 
 
-def measure_one(engine: str, replicate: int, corpora: str, master: str, datasets: list[str]) -> dict:
+def measure_one(
+    engine: str, replicate: int, corpora: str, master: str, datasets: list[str], spark_conf: list[str] = ()
+) -> dict:
     """One measurement in this process (called in a subprocess by main)."""
     from b2ner_common.config import load_config
     from b2ner_common.ingest.job import run_local
@@ -129,6 +131,15 @@ def measure_one(engine: str, replicate: int, corpora: str, master: str, datasets
             f"ingest.replicate={replicate}",
             f"spark.master={master}",
             f"ingest.datasets=[{', '.join(datasets)}]",
+            *(
+                [
+                    "spark.conf={"
+                    + ", ".join(f"{k}: '{v}'" for k, v in (x.split("=", 1) for x in spark_conf))
+                    + "}"
+                ]
+                if spark_conf
+                else []
+            ),
         ],
     )
     mem = PeakRSS()
@@ -187,10 +198,15 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=[], help="restrict to these datasets (default: all)")
     ap.add_argument("--corpora", default=str(ROOT.parent / "shared" / "corpora"))
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument(
+        "--spark-conf", nargs="*", default=[], metavar="KEY=VALUE", help="extra spark.* settings (spark.conf)"
+    )
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "REPLICATE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        one = measure_one(args.one[0], int(args.one[1]), args.corpora, args.master, args.datasets)
+        one = measure_one(
+            args.one[0], int(args.one[1]), args.corpora, args.master, args.datasets, args.spark_conf
+        )
         print("RESULT " + json.dumps(one))
         return
     if not Path(args.corpora).is_dir():
@@ -210,6 +226,8 @@ def main() -> None:
                 args.master,
                 "--datasets",
                 *args.datasets,
+                "--spark-conf",
+                *args.spark_conf,
             ]
             out = subprocess.run(
                 cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -228,6 +246,7 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores; load average at end {load[0]:.1f} (shared with other jobs)",
         "master": args.master,
         "datasets": args.datasets or "all",
+        "spark_conf": args.spark_conf,
         "command": " ".join(["bench/ingest.py", *sys.argv[1:]]),
         "rows": rows,
     }

@@ -29,6 +29,10 @@ DELTA_CONF = {
 }
 
 
+# Driver JVM flags for local masters (the JVM is the executor too); cluster JVMs keep their defaults.
+LOCAL_JIT = "-XX:TieredStopAtLevel=1"
+
+
 def delta_jar_paths(cfg: SparkConfig) -> list[str]:
     """The Delta jars for `spark.jars` ([] when the cluster provides Delta); raises ConfigError if missing."""
     if cfg.delta_jars == "provided":
@@ -42,6 +46,19 @@ def delta_jar_paths(cfg: SparkConfig) -> list[str]:
             " spark.delta_jars=provided where the cluster ships Delta (EMR, Databricks, Dataproc, --jars)"
         )
     return [str(p) for p in paths]
+
+
+def driver_java_options(cfg: SparkConfig) -> dict[str, str]:
+    """`spark.driver.extraJavaOptions` for `cfg`: local masters get LOCAL_JIT before the user's own flags.
+
+    C1 only, no C2: a local job is short, and C2 compiling Spark's and Delta's hot code was ~18 CPU-s of a
+    ~40 CPU-s ingest of CoNLL-2003 (docs/benchmarks.md, issue 18). A flag in the user's
+    spark.driver.extraJavaOptions comes later and wins (-XX:TieredStopAtLevel=4 for a long local run).
+    """
+    user = cfg.conf.get("spark.driver.extraJavaOptions", "")
+    if not cfg.master.startswith("local"):
+        return {"spark.driver.extraJavaOptions": user} if user else {}
+    return {"spark.driver.extraJavaOptions": f"{LOCAL_JIT} {user}".strip()}
 
 
 def get_spark(cfg: SparkConfig):
@@ -72,6 +89,7 @@ def get_spark(cfg: SparkConfig):
     for k, v in DELTA_CONF.items():
         builder = builder.config(k, v)
     conf = dict(cfg.conf)
+    conf.update(driver_java_options(cfg))
     if jars:
         conf["spark.jars"] = ",".join([*jars, *filter(None, conf.get("spark.jars", "").split(","))])
     for k, v in conf.items():

@@ -36,3 +36,11 @@ def test_spark_session_jar_versions_match_the_makefile():
 def test_spark_session_table_backend_is_gone_with_a_clear_error():
     with pytest.raises(ConfigError, match="table_backend was removed"):
         load_config(None, ["spark.table_backend=delta-rs"])
+
+
+def test_spark_session_local_driver_skips_c2_and_user_flags_win():
+    local = session.driver_java_options(SparkConfig(master="local[2]"))
+    assert local == {"spark.driver.extraJavaOptions": session.LOCAL_JIT}
+    mine = SparkConfig(master="local[2]", conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4"})
+    assert session.driver_java_options(mine)["spark.driver.extraJavaOptions"].endswith("TieredStopAtLevel=4")
+    assert session.driver_java_options(SparkConfig(master="spark://127.0.0.1:7078")) == {}
