@@ -137,6 +137,7 @@ def main() -> None:
     )
     ap.add_argument("--datasets", default="", help="comma-separated (default: every candidate dataset)")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "embed_quality.json")
     ap.add_argument(
         "--cache", type=Path, default=Path("/tmp/embed_quality_cache"), help="vectors per variant"
     )
@@ -242,7 +243,7 @@ def main() -> None:
         },
         "rows": rows,
     }
-    path = ROOT / "bench" / "results" / "embed_quality.json"
+    path = args.out
     path.write_text(json.dumps(out, indent=1))
     print(json.dumps(rows[0]))
     print(json.dumps({k: round(v, 4) for k, v in rows[0]["coverage_in_fp32_vectors"].items()}))
